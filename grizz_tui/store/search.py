@@ -1,0 +1,78 @@
+"""Full-text search over messages and memory (FTS5)."""
+
+from __future__ import annotations
+
+import re
+
+from sqlite_utils import Database
+
+from grizz_tui.store.models import SearchHit
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+STOP_WORDS = frozenset(
+    "a an and are as at be but by do for from has have i if in is it me my of on or"
+    " so that the this to was we what when where who why will with you your".split()
+)
+
+
+def fts_query(text: str, *, any_word: bool = False) -> str:
+    """Turn free text into a safe FTS5 query: quoted words, AND (or OR) joined.
+
+    User input such as `don't`, `C++` or `a-b` would otherwise be FTS syntax
+    errors. The last word also matches as a prefix, so search-as-you-type works.
+    """
+    words = _WORD.findall(text)
+    if any_word:
+        words = [w for w in words if w.lower() not in STOP_WORDS and len(w) > 1]
+    if not words:
+        return ""
+    quoted = [f'"{w}"' for w in words]
+    if not any_word:
+        quoted[-1] += "*"
+    return (" OR " if any_word else " ").join(quoted)
+
+
+def search(db: Database, query: str, *, limit: int = 20) -> list[SearchHit]:
+    """Messages and memory notes matching `query`; notes first, then newest messages."""
+    match = fts_query(query)
+    if not match:
+        return []
+    hits = [
+        SearchHit(
+            kind="memory",
+            id=row["id"],
+            snippet=row["snip"],
+            title=row["title"],
+            created_at=row["created_at"],
+        )
+        for row in db.query(
+            "SELECT memory.id, memory.title, memory.created_at,"
+            " snippet(memory_fts, -1, '[', ']', '…', 12) AS snip"
+            " FROM memory_fts JOIN memory ON memory.rowid = memory_fts.rowid"
+            " WHERE memory_fts MATCH ? AND memory.deleted = 0"
+            " ORDER BY memory_fts.rank LIMIT ?",
+            [match, limit],
+        )
+    ]
+    # Newest first by rowid: bm25 ranking over a million rows costs more than
+    # the p95 budget for common words (see docs/benchmarks.md).
+    hits += [
+        SearchHit(
+            kind="message",
+            id=row["id"],
+            snippet=row["snip"],
+            day=row["day"],
+            role=row["role"],
+            created_at=row["created_at"],
+        )
+        for row in db.query(
+            "SELECT m.id, m.role, m.created_at, c.day,"
+            " snippet(messages_fts, 0, '[', ']', '…', 12) AS snip"
+            " FROM messages_fts JOIN messages m ON m.rowid = messages_fts.rowid"
+            " JOIN conversations c ON c.id = m.conversation_id"
+            " WHERE messages_fts MATCH ? AND m.deleted = 0"
+            " ORDER BY messages_fts.rowid DESC LIMIT ?",
+            [match, limit],
+        )
+    ]
+    return hits
