@@ -158,7 +158,9 @@ async def _consume(session, prompt, images, options, writer) -> dict[str, Any]: 
         elif isinstance(event, UserMessageStored):
             result["user_message_id"] = event.message.id
         elif isinstance(event, ToolUsed):
-            result.setdefault("tools", []).append({"name": event.name, "summary": event.summary})
+            result.setdefault("tools", []).append(
+                {"name": event.name, "summary": event.summary}
+            )
             if writer is not None:
                 print(f"🐻 {event.summary}", file=sys.stderr)
         elif isinstance(event, ReplyFinished):

@@ -25,7 +25,9 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 config_app = typer.Typer(help="Show and change settings.", no_args_is_help=True)
-key_app = typer.Typer(help="Store API keys (OS keyring, or a 0600 file).", no_args_is_help=True)
+key_app = typer.Typer(
+    help="Store API keys (OS keyring, or a 0600 file).", no_args_is_help=True
+)
 app.add_typer(config_app, name="config")
 app.add_typer(key_app, name="key")
 
@@ -45,7 +47,10 @@ def _version(value: bool) -> None:
 def main_callback(
     ctx: typer.Context,
     version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Show the version."
+        ),
     ] = False,
 ) -> None:
     """Run `grizz` alone to open today's conversation."""
@@ -63,13 +68,28 @@ def main_callback(
 
 @app.command()
 def ask(
-    prompt: Annotated[list[str] | None, typer.Argument(help="The prompt (stdin is added after it).")] = None,
-    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-    no_stream: Annotated[bool, typer.Option("--no-stream", help="Ask for the whole reply at once.")] = False,
-    image: Annotated[list[str] | None, typer.Option("--image", "-i", help="Attach an image (repeatable).")] = None,
-    ephemeral: Annotated[bool, typer.Option("--ephemeral", help="No history in, nothing stored.")] = False,
-    model: Annotated[str | None, typer.Option("--model", "-m", help="Model to use.")] = None,
-    base_url: Annotated[str | None, typer.Option("--base-url", help="OpenAI-compatible base URL.")] = None,
+    prompt: Annotated[
+        list[str] | None, typer.Argument(help="The prompt (stdin is added after it).")
+    ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object.")
+    ] = False,
+    no_stream: Annotated[
+        bool, typer.Option("--no-stream", help="Ask for the whole reply at once.")
+    ] = False,
+    image: Annotated[
+        list[str] | None,
+        typer.Option("--image", "-i", help="Attach an image (repeatable)."),
+    ] = None,
+    ephemeral: Annotated[
+        bool, typer.Option("--ephemeral", help="No history in, nothing stored.")
+    ] = False,
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Model to use.")
+    ] = None,
+    base_url: Annotated[
+        str | None, typer.Option("--base-url", help="OpenAI-compatible base URL.")
+    ] = None,
 ) -> None:
     """Ask Grizz one thing; the reply streams to stdout."""
     from grizz_tui.ask import AskOptions, run
@@ -98,7 +118,9 @@ def config_path() -> None:
 
 
 @config_app.command("get")
-def config_get(key: Annotated[str | None, typer.Argument(help="Setting (all if omitted).")] = None) -> None:
+def config_get(
+    key: Annotated[str | None, typer.Argument(help="Setting (all if omitted).")] = None,
+) -> None:
     """Show effective settings and where each came from."""
     from grizz_tui import config
 
@@ -164,7 +186,9 @@ def key_set(name: Annotated[str, typer.Argument(help="Key name.")] = "openai") -
 
 
 @key_app.command("status")
-def key_status(name: Annotated[str, typer.Argument(help="Key name.")] = "openai") -> None:
+def key_status(
+    name: Annotated[str, typer.Argument(help="Key name.")] = "openai",
+) -> None:
     """Say where a key would be found (never prints the key)."""
     from grizz_tui import secrets
 

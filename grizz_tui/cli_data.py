@@ -49,7 +49,9 @@ def memory_list(json_output: Annotated[bool, typer.Option("--json")] = False) ->
     with _database() as db:
         items = list_memory(db)
     if json_output:
-        typer.echo(json.dumps([m.to_dict() for m in items], ensure_ascii=False, indent=2))
+        typer.echo(
+            json.dumps([m.to_dict() for m in items], ensure_ascii=False, indent=2)
+        )
         return
     for item in items:
         typer.echo(_note_line(item))
@@ -96,7 +98,9 @@ def memory_edit(
 
 
 @memory_app.command("rm")
-def memory_rm(ref: Annotated[str, typer.Argument(help="Note id or prefix (≥ 4 chars).")]) -> None:
+def memory_rm(
+    ref: Annotated[str, typer.Argument(help="Note id or prefix (≥ 4 chars).")],
+) -> None:
     """Delete a note (kept as a tombstone so the deletion syncs)."""
     from grizz_tui.store.memory import delete_memory
 
@@ -122,7 +126,9 @@ def memory_search(query: Annotated[list[str], typer.Argument()]) -> None:
 
 
 def history(
-    day: Annotated[str | None, typer.Option("--day", "-d", help="YYYY-MM-DD, today, yesterday.")] = None,
+    day: Annotated[
+        str | None, typer.Option("--day", "-d", help="YYYY-MM-DD, today, yesterday.")
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """List the days you talked with Grizz, or show one day."""
@@ -133,7 +139,9 @@ def history(
         if day is None:
             days = conv.list_days(db)
             if json_output:
-                typer.echo(json.dumps([d.__dict__ for d in days], ensure_ascii=False, indent=2))
+                typer.echo(
+                    json.dumps([d.__dict__ for d in days], ensure_ascii=False, indent=2)
+                )
             for d in [] if json_output else days:
                 typer.echo(f"{d.day}  {d.messages:4d} messages  {d.first_line}")
             return
@@ -145,7 +153,9 @@ def history(
         found = conv.get_conversation(db, wanted)
         messages = conv.messages_of(db, found.id) if found else []
     if json_output:
-        typer.echo(json.dumps([m.to_dict() for m in messages], ensure_ascii=False, indent=2))
+        typer.echo(
+            json.dumps([m.to_dict() for m in messages], ensure_ascii=False, indent=2)
+        )
         return
     if not messages:
         typer.echo(f"No conversation on {wanted}.", err=True)
@@ -177,9 +187,13 @@ def search(
 
 
 def export(
-    day: Annotated[str | None, typer.Option("--day", "-d", help="Only this day.")] = None,
+    day: Annotated[
+        str | None, typer.Option("--day", "-d", help="Only this day.")
+    ] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="md or json.")] = "md",
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to a file.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to a file.")
+    ] = None,
 ) -> None:
     """Export conversations (and memory, for a full JSON export)."""
     from grizz_tui.core.days import parse_day
@@ -191,7 +205,10 @@ def export(
     with _database() as db:
         wanted = _checked(lambda: parse_day(day, _tz())) if day else None
         if fmt == "json":
-            text = json.dumps(export_data(db, day=wanted), ensure_ascii=False, indent=2) + "\n"
+            text = (
+                json.dumps(export_data(db, day=wanted), ensure_ascii=False, indent=2)
+                + "\n"
+            )
         else:
             text = export_markdown(db, day=wanted)
     if output is None:
@@ -201,13 +218,19 @@ def export(
         typer.echo(f"Wrote {output}.", err=True)
 
 
-def import_(file: Annotated[Path, typer.Argument(help="A JSON export (- for stdin).")]) -> None:
+def import_(
+    file: Annotated[Path, typer.Argument(help="A JSON export (- for stdin).")],
+) -> None:
     """Import a JSON export; rows already present are kept."""
     from grizz_tui.store.transfer import import_data
 
     def load() -> Any:
         try:
-            raw = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
+            raw = (
+                sys.stdin.read()
+                if str(file) == "-"
+                else file.read_text(encoding="utf-8")
+            )
             return json.loads(raw)
         except FileNotFoundError:
             raise UsageError(f"No such file: {file}.") from None

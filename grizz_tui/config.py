@@ -52,32 +52,68 @@ class KeySpec:
 
 
 SPECS: tuple[KeySpec, ...] = (
-    KeySpec("provider", str, "openai",
-            "Who answers: 'openai' (any OpenAI-compatible endpoint) or 'local'.",
-            choices=("openai", "local")),
-    KeySpec("base_url", str, DEFAULT_BASE_URL,
-            "Base URL of the OpenAI-compatible API (Ollama: http://localhost:11434/v1).",
-            env=("OPENAI_BASE_URL",)),
+    KeySpec(
+        "provider",
+        str,
+        "openai",
+        "Who answers: 'openai' (any OpenAI-compatible endpoint) or 'local'.",
+        choices=("openai", "local"),
+    ),
+    KeySpec(
+        "base_url",
+        str,
+        DEFAULT_BASE_URL,
+        "Base URL of the OpenAI-compatible API (Ollama: http://localhost:11434/v1).",
+        env=("OPENAI_BASE_URL",),
+    ),
     KeySpec("model", str, "gpt-4o-mini", "Model name sent to the provider."),
-    KeySpec("api_key_name", str, "openai",
-            "Name of the stored key to use (see `grizz key set NAME`)."),
-    KeySpec("timezone", str, "",
-            "IANA time zone that decides what 'today' is; empty = this machine's."),
-    KeySpec("context_tokens", int, 6000,
-            "Token budget for the context sent with each message."),
+    KeySpec(
+        "api_key_name",
+        str,
+        "openai",
+        "Name of the stored key to use (see `grizz key set NAME`).",
+    ),
+    KeySpec(
+        "timezone",
+        str,
+        "",
+        "IANA time zone that decides what 'today' is; empty = this machine's.",
+    ),
+    KeySpec(
+        "context_tokens",
+        int,
+        6000,
+        "Token budget for the context sent with each message.",
+    ),
     KeySpec("max_tokens", int, 0, "Longest reply in tokens; 0 = provider default."),
     KeySpec("temperature", float, -1.0, "Sampling temperature; negative = default."),
     KeySpec("timeout", float, 60.0, "Seconds to wait for the provider to respond."),
     KeySpec("max_retries", int, 3, "Retries on rate limits (429) and 5xx errors."),
-    KeySpec("retry_delay", float, 0.5,
-            "First retry delay in seconds; doubles each retry (Retry-After wins)."),
-    KeySpec("tools", bool, True,
-            "Let Grizz call its memory tools (turn off for models without tools)."),
-    KeySpec("max_input_bytes", int, 1_000_000,
-            "Largest prompt `grizz ask` accepts (arguments plus stdin)."),
+    KeySpec(
+        "retry_delay",
+        float,
+        0.5,
+        "First retry delay in seconds; doubles each retry (Retry-After wins).",
+    ),
+    KeySpec(
+        "tools",
+        bool,
+        True,
+        "Let Grizz call its memory tools (turn off for models without tools).",
+    ),
+    KeySpec(
+        "max_input_bytes",
+        int,
+        1_000_000,
+        "Largest prompt `grizz ask` accepts (arguments plus stdin).",
+    ),
     KeySpec("tui.theme", str, "textual-dark", "Textual theme of the app."),
-    KeySpec("tui.newline_key", str, "ctrl+j",
-            "Key that inserts a newline in the composer (Enter sends)."),
+    KeySpec(
+        "tui.newline_key",
+        str,
+        "ctrl+j",
+        "Key that inserts a newline in the composer (Enter sends).",
+    ),
     KeySpec("server.url", str, "", "Sync server WebSocket URL; empty = direct mode."),
 )
 SPEC_BY_KEY: dict[str, KeySpec] = {spec.key: spec for spec in SPECS}
@@ -117,7 +153,9 @@ def spec_for(key: str) -> KeySpec:
         return SPEC_BY_KEY[key]
     except KeyError:
         known = ", ".join(SPEC_BY_KEY)
-        raise ConfigError(f"Unknown setting '{key}'. Known settings: {known}.") from None
+        raise ConfigError(
+            f"Unknown setting '{key}'. Known settings: {known}."
+        ) from None
 
 
 def coerce(spec: KeySpec, value: Any, where: str) -> Any:
@@ -126,7 +164,7 @@ def coerce(spec: KeySpec, value: Any, where: str) -> Any:
         if spec.type is bool:
             value = _to_bool(value)
         elif spec.type is int:
-            if isinstance(value, bool) or (isinstance(value, float)):
+            if isinstance(value, bool | float):
                 raise ValueError
             value = int(value)
         elif spec.type is float:
@@ -172,7 +210,9 @@ def read_config_file(path: Path | None = None) -> dict[str, Any]:
     except FileNotFoundError:
         return {}
     except OSError as exc:
-        raise ConfigError(f"Could not read config file {path}: {exc.strerror}.") from None
+        raise ConfigError(
+            f"Could not read config file {path}: {exc.strerror}."
+        ) from None
     try:
         return tomllib.loads(data.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
@@ -224,7 +264,10 @@ def load_settings(
             if env.get(name):
                 value, source = coerce(spec, env[name], f"${name}"), "env"
         if overrides and overrides.get(spec.key) is not None:
-            value, source = coerce(spec, overrides[spec.key], "the command line"), "flag"
+            value, source = (
+                coerce(spec, overrides[spec.key], "the command line"),
+                "flag",
+            )
         values[spec.attr] = value
         sources[spec.key] = source
     return Settings(**values, sources=sources, warnings=tuple(warnings))
@@ -271,7 +314,11 @@ def _nested_pop(table: dict[str, Any], parts: list[str]) -> None:
 def describe(settings: Settings) -> list[tuple[str, Any, Source]]:
     """(key, value, source) for every setting, for `grizz config get`."""
     return [
-        (spec.key, getattr(settings, spec.attr), settings.sources.get(spec.key, "default"))
+        (
+            spec.key,
+            getattr(settings, spec.attr),
+            settings.sources.get(spec.key, "default"),
+        )
         for spec in SPECS
     ]
 

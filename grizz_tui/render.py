@@ -74,7 +74,9 @@ class MarkdownWriter:
         self.console = Console(file=stream or sys.stdout, highlight=False)
         self.buffer = ""
         self.live: Any = Live(
-            console=self.console, auto_refresh=False, transient=True,
+            console=self.console,
+            auto_refresh=False,
+            transient=True,
             vertical_overflow="visible",
         )
         self.live.start()

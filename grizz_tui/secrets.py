@@ -54,7 +54,7 @@ def get_key(name: str = "openai") -> FoundKey | None:
     if backend is not None:
         try:
             value = backend.get_password(SERVICE, name)
-        except Exception:  # noqa: BLE001 - a broken keyring must not stop Grizz
+        except Exception:
             value = None
         if value:
             return FoundKey(value, "keyring", "the OS keyring")
@@ -74,7 +74,7 @@ def set_key(name: str, value: str) -> tuple[KeySource, str]:
         try:
             backend.set_password(SERVICE, name, value)
             return "keyring", f"Saved key '{name}' in the OS keyring."
-        except Exception:  # noqa: BLE001 - fall back to the file, and say so
+        except Exception:
             pass
     data = _read_file()
     data[name] = value
@@ -94,7 +94,7 @@ def delete_key(name: str) -> bool:
         try:
             backend.delete_password(SERVICE, name)
             removed = True
-        except Exception:  # noqa: BLE001 - absent is fine
+        except Exception:
             pass
     data = _read_file()
     if data.pop(name, None) is not None:
@@ -110,7 +110,7 @@ def _keyring_backend():  # type: ignore[no-untyped-def]
     try:
         import keyring
         from keyring.backends import fail
-    except Exception:  # noqa: BLE001 - an unusable keyring install means "none"
+    except Exception:
         return None
     backend = keyring.get_keyring()
     if isinstance(backend, fail.Keyring):

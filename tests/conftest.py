@@ -13,9 +13,18 @@ from sqlite_utils import Database
 from tests.fakes.openai_server import FakeOpenAI
 
 ISOLATED_ENV = (
-    "OPENAI_API_KEY", "OPENAI_BASE_URL", "GRIZZ_API_KEY", "GRIZZ_MODEL", "GRIZZ_BASE_URL",
-    "GRIZZ_PROVIDER", "GRIZZ_CONFIG_FILE", "GRIZZ_DB", "GRIZZ_TIMEZONE", "NO_COLOR",
-    "GRIZZ_SERVER__URL", "REDIS_URL",
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "GRIZZ_API_KEY",
+    "GRIZZ_MODEL",
+    "GRIZZ_BASE_URL",
+    "GRIZZ_PROVIDER",
+    "GRIZZ_CONFIG_FILE",
+    "GRIZZ_DB",
+    "GRIZZ_TIMEZONE",
+    "NO_COLOR",
+    "GRIZZ_SERVER__URL",
+    "REDIS_URL",
 )
 
 
@@ -53,7 +62,9 @@ def fake_openai() -> Iterator[FakeOpenAI]:
 
 
 @pytest.fixture
-def provider_env(fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> FakeOpenAI:
+def provider_env(
+    fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> FakeOpenAI:
     """Point Grizz (in-process and subprocesses) at the fake provider."""
     monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-key")

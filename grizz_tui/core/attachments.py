@@ -53,7 +53,9 @@ def load_image(path: str | Path) -> Attachment:
         raise UsageError(f"Could not read {path}: {exc.strerror}.") from None
     mime = sniff_image(data)
     if mime is None:
-        raise UsageError(f"{path} is not an image Grizz can send (PNG, JPEG, GIF or WebP).")
+        raise UsageError(
+            f"{path} is not an image Grizz can send (PNG, JPEG, GIF or WebP)."
+        )
     return Attachment(
         id=str(uuid.uuid4()),
         message_id="",
@@ -67,4 +69,7 @@ def load_image(path: str | Path) -> Attachment:
 
 def data_url(attachment: Attachment) -> str:
     """`data:<mime>;base64,…` as the chat-completions `image_url` expects."""
-    return f"data:{attachment.mime};base64," + base64.b64encode(attachment.content).decode()
+    return (
+        f"data:{attachment.mime};base64,"
+        + base64.b64encode(attachment.content).decode()
+    )

@@ -78,6 +78,11 @@ def _usable(message: Message) -> bool:
     return not (message.role == Role.ASSISTANT and message.status == Status.ERROR)
 
 
+def _memory_line(note: MemoryItem) -> str:
+    title = f"{note.title}: " if note.title else ""
+    return f"- [{note.id[:8]}] {title}{_one_line(note.content, 400)}"
+
+
 def _one_line(text: str, limit: int) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
@@ -97,7 +102,7 @@ def build_context(req: ContextRequest) -> Context:
 
     memory_lines, memory_cost = _take(
         [
-            f"- [{m.id[:8]}] {m.title + ': ' if m.title else ''}{_one_line(m.content, 400)}"
+            _memory_line(m)
             for m in req.memories
         ],
         int(room * MEMORY_SHARE),

@@ -46,4 +46,6 @@ def parse_day(text: str, tz: str = "") -> str:
     except ValueError:
         from grizz_tui.errors import UsageError
 
-        raise UsageError(f"'{text}' is not a day; use YYYY-MM-DD, today or yesterday.") from None
+        raise UsageError(
+            f"'{text}' is not a day; use YYYY-MM-DD, today or yesterday."
+        ) from None

@@ -33,7 +33,12 @@ class ChatStore(Protocol):
     ) -> Message: ...
 
     async def start_reply(
-        self, *, reply_id: str, conversation_id: str, model: str, metadata: dict[str, Any]
+        self,
+        *,
+        reply_id: str,
+        conversation_id: str,
+        model: str,
+        metadata: dict[str, Any],
     ) -> Message:
         """Insert the reply row as `streaming`, or reset it if it exists (a retry)."""
         ...

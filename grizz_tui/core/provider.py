@@ -122,7 +122,10 @@ class OpenAICompatProvider:
         await self._client.aclose()
 
     def _body(
-        self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]], stream: bool
+        self,
+        messages: Sequence[dict[str, Any]],
+        tools: Sequence[dict[str, Any]],
+        stream: bool,
     ) -> dict[str, Any]:
         body: dict[str, Any] = {"model": self.model, "messages": list(messages)}
         if stream:
@@ -161,7 +164,10 @@ class OpenAICompatProvider:
                         error = self._http_error(response)
                         if self._drop_stream_options(response, stream):
                             continue
-                        if getattr(error, "retryable", False) and attempt < self.max_retries:
+                        if (
+                            getattr(error, "retryable", False)
+                            and attempt < self.max_retries
+                        ):
                             attempt += 1
                             await asyncio.sleep(self._backoff(attempt, response))
                             continue
@@ -186,13 +192,19 @@ class OpenAICompatProvider:
                     f"{self.timeout:g} s.",
                     retryable=True,
                 ) from None
-            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+            except (
+                httpx.RemoteProtocolError,
+                httpx.ReadError,
+                httpx.WriteError,
+            ) as exc:
                 raise ProviderError(
                     f"The connection to {self.host} broke mid-reply ({_reason(exc)}).",
                     retryable=True,
                 ) from None
             except httpx.HTTPError as exc:
-                raise ProviderError(f"Request to {self.host} failed: {_reason(exc)}.") from None
+                raise ProviderError(
+                    f"Request to {self.host} failed: {_reason(exc)}."
+                ) from None
 
     def _drop_stream_options(self, response: httpx.Response, stream: bool) -> bool:
         """Some servers reject `stream_options`; retry once without it."""
@@ -230,7 +242,8 @@ class OpenAICompatProvider:
         if status == 404:
             if "model" in detail.lower():
                 return ProviderError(
-                    f"Model '{self.model}' was not found at {self.host} (HTTP 404){suffix}.",
+                    f"Model '{self.model}' was not found at {self.host} "
+                    f"(HTTP 404){suffix}.",
                     status=status,
                 )
             return ProviderError(
@@ -253,12 +266,15 @@ class OpenAICompatProvider:
                 retryable=True,
             )
         return ProviderError(
-            f"The provider at {self.host} rejected the request (HTTP {status}){suffix}.",
+            f"The provider at {self.host} rejected the request "
+            f"(HTTP {status}){suffix}.",
             status=status,
         )
 
     def _malformed(self, what: str) -> ProviderError:
-        return ProviderError(f"The provider at {self.host} sent a malformed reply ({what}).")
+        return ProviderError(
+            f"The provider at {self.host} sent a malformed reply ({what})."
+        )
 
     async def _parse_json(self, response: httpx.Response) -> AsyncIterator[StreamEvent]:
         await response.aread()
@@ -323,12 +339,18 @@ class OpenAICompatProvider:
                 f"The connection to {self.host} closed before the reply finished."
             )
         calls = tuple(
-            ToolCall(id=acc.id or f"call_{i}", name=acc.name, arguments="".join(acc.arguments))
+            ToolCall(
+                id=acc.id or f"call_{i}",
+                name=acc.name,
+                arguments="".join(acc.arguments),
+            )
             for i, acc in sorted(tools.items())
         )
         if calls and finish in ("", "stop"):
             finish = "tool_calls"
-        yield StreamEnd(finish_reason=finish or "stop", model=model, usage=usage, tool_calls=calls)
+        yield StreamEnd(
+            finish_reason=finish or "stop", model=model, usage=usage, tool_calls=calls
+        )
 
 
 async def _sse_payloads(response: httpx.Response) -> AsyncIterator[str]:
@@ -367,7 +389,9 @@ def _accumulate_tool_call(tools: dict[int, _ToolAccumulator], call: Any) -> None
 def _usage(raw: Any) -> dict[str, int]:
     if not isinstance(raw, dict):
         return {}
-    return {k: v for k, v in raw.items() if isinstance(v, int) and not isinstance(v, bool)}
+    return {
+        k: v for k, v in raw.items() if isinstance(v, int) and not isinstance(v, bool)
+    }
 
 
 def _message_of(error: Any) -> str:

@@ -139,7 +139,9 @@ class ChatSession:
             first_token: float | None = None
             for round_no in range(MAX_TOOL_ROUNDS + 1):
                 use_tools = (
-                    self.tools and self.provider.supports_tools and round_no < MAX_TOOL_ROUNDS
+                    self.tools
+                    and self.provider.supports_tools
+                    and round_no < MAX_TOOL_ROUNDS
                 )
                 round_text: list[str] = []
                 async for event in self.provider.stream(
@@ -161,19 +163,35 @@ class ChatSession:
                 for call in end.tool_calls:
                     result = await run_tool(self.store, call)
                     writer.tools.append(
-                        {"name": result.name, "summary": result.summary, "memory_id": result.memory_id}
+                        {
+                            "name": result.name,
+                            "summary": result.summary,
+                            "memory_id": result.memory_id,
+                        }
                     )
                     messages.append(
-                        {"role": "tool", "tool_call_id": call.id, "content": result.output}
+                        {
+                            "role": "tool",
+                            "tool_call_id": call.id,
+                            "content": result.output,
+                        }
                     )
-                    yield ToolUsed(result.name, result.summary, result.memory_id, result.ok)
+                    yield ToolUsed(
+                        result.name, result.summary, result.memory_id, result.ok
+                    )
             elapsed = time.monotonic() - started
             final = await writer.finish(
                 Status.COMPLETE,
-                {"finish_reason": end.finish_reason, "usage": usage, "model": end.model,
-                 "elapsed": round(elapsed, 3)},
+                {
+                    "finish_reason": end.finish_reason,
+                    "usage": usage,
+                    "model": end.model,
+                    "elapsed": round(elapsed, 3),
+                },
             )
-            yield ReplyFinished(final, end.model, end.finish_reason, usage, elapsed, first_token)
+            yield ReplyFinished(
+                final, end.model, end.finish_reason, usage, elapsed, first_token
+            )
         except (asyncio.CancelledError, KeyboardInterrupt, GeneratorExit):
             await writer.finish(Status.INTERRUPTED, {})
             raise
@@ -184,7 +202,9 @@ class ChatSession:
             await writer.finish(Status.ERROR, {"error": f"{type(exc).__name__}: {exc}"})
             raise
 
-    async def _context(self, user_message: Message, reply_id: str) -> list[dict[str, Any]]:
+    async def _context(
+        self, user_message: Message, reply_id: str
+    ) -> list[dict[str, Any]]:
         day = days.today(self.tz)
         today = await self.store.recent_messages(
             user_message.conversation_id,
@@ -202,7 +222,8 @@ class ChatSession:
                 persona=self.persona,
                 budget=self.context_tokens,
                 user_text=user_message.content,
-                now_text=f"It is {now:%A %d %B %Y, %H:%M} for the user ({days.tz_name(self.tz)}).",
+                now_text=f"It is {now:%A %d %B %Y, %H:%M} for the user "
+                f"({days.tz_name(self.tz)}).",
                 image_urls=images,
                 memories=memories,
                 today=today,
@@ -218,7 +239,11 @@ def _assistant_tool_message(text: str, end: StreamEnd) -> dict[str, Any]:
         "role": "assistant",
         "content": text or None,
         "tool_calls": [
-            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            {
+                "id": c.id,
+                "type": "function",
+                "function": {"name": c.name, "arguments": c.arguments},
+            }
             for c in end.tool_calls
         ],
     }

@@ -21,8 +21,14 @@ TOOL_SPECS: list[dict[str, Any]] = [
             "parameters": {
                 "type": "object",
                 "properties": {
-                    "content": {"type": "string", "description": "The note, one or two sentences."},
-                    "title": {"type": "string", "description": "A short label (optional)."},
+                    "content": {
+                        "type": "string",
+                        "description": "The note, one or two sentences.",
+                    },
+                    "title": {
+                        "type": "string",
+                        "description": "A short label (optional).",
+                    },
                 },
                 "required": ["content"],
             },
@@ -44,7 +50,7 @@ TOOL_SPECS: list[dict[str, Any]] = [
         "type": "function",
         "function": {
             "name": "forget",
-            "description": "Delete a note by its id (as shown in brackets) when asked to.",
+            "description": "Delete a note by its id (shown in brackets) when asked.",
             "parameters": {
                 "type": "object",
                 "properties": {"id": {"type": "string", "description": "The note id."}},
@@ -67,7 +73,9 @@ class ToolResult:
 
 
 def _fail(name: str, why: str) -> ToolResult:
-    return ToolResult(name, json.dumps({"error": why}), f"{name} failed: {why}", ok=False)
+    return ToolResult(
+        name, json.dumps({"error": why}), f"{name} failed: {why}", ok=False
+    )
 
 
 async def run_tool(store: ChatStore, call: ToolCall) -> ToolResult:
@@ -84,14 +92,21 @@ async def run_tool(store: ChatStore, call: ToolCall) -> ToolResult:
             return _fail(call.name, "content is empty")
         item = await store.remember(content, title=str(args.get("title") or ""))
         return ToolResult(
-            "remember", json.dumps({"saved": item.id[:8]}), f"Remembered: {content}", item.id
+            "remember",
+            json.dumps({"saved": item.id[:8]}),
+            f"Remembered: {content}",
+            item.id,
         )
     if call.name == "recall":
         query = str(args.get("query") or "")
         items = await store.recall(query)
-        found = [{"id": m.id[:8], "title": m.title, "content": m.content} for m in items]
+        found = [
+            {"id": m.id[:8], "title": m.title, "content": m.content} for m in items
+        ]
         return ToolResult(
-            "recall", json.dumps({"notes": found}), f"Looked through memory for '{query}'"
+            "recall",
+            json.dumps({"notes": found}),
+            f"Looked through memory for '{query}'",
         )
     if call.name == "forget":
         ref = str(args.get("id") or "").strip().strip("[]")
@@ -99,6 +114,9 @@ async def run_tool(store: ChatStore, call: ToolCall) -> ToolResult:
         if item is None:
             return _fail(call.name, f"no note with id {ref!r}")
         return ToolResult(
-            "forget", json.dumps({"deleted": item.id[:8]}), f"Forgot: {item.content}", item.id
+            "forget",
+            json.dumps({"deleted": item.id[:8]}),
+            f"Forgot: {item.content}",
+            item.id,
         )
     return _fail(call.name or "tool", f"unknown tool {call.name!r}")

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from grizz_tui.store.db import writing
 from grizz_tui.store.models import (
     Attachment,
     Conversation,
@@ -48,12 +49,12 @@ def ensure_conversation(db: Database, day: str, tz: str) -> Conversation:
     """Get the conversation of `day`, creating it when it does not exist."""
     conv_id = day_conversation_id(day)
     now = utc_now()
-    db.execute(
-        "INSERT OR IGNORE INTO conversations (id, day, tz, title, created_at, updated_at)"
-        " VALUES (?, ?, ?, '', ?, ?)",
-        [conv_id, day, tz, now, now],
-    )
-    db.conn.commit()
+    with writing(db):
+        db.execute(
+            "INSERT OR IGNORE INTO conversations"
+            " (id, day, tz, title, created_at, updated_at) VALUES (?, ?, ?, '', ?, ?)",
+            [conv_id, day, tz, now, now],
+        )
     found = get_conversation(db, day)
     assert found is not None  # just inserted or already there
     return found
@@ -115,7 +116,7 @@ def add_message(
         "updated_at": now,
         "deleted": 0,
     }
-    with db.atomic():
+    with writing(db):
         db.table("messages").insert(row)
         for att in attachments or []:
             db.table("attachments").insert(
@@ -131,7 +132,8 @@ def add_message(
                 }
             )
         db.execute(
-            "UPDATE conversations SET updated_at = ? WHERE id = ?", [now, conversation_id]
+            "UPDATE conversations SET updated_at = ? WHERE id = ?",
+            [now, conversation_id],
         )
     return Message.from_row(row)
 
@@ -157,15 +159,16 @@ def update_message(
         sets.append("metadata = json_patch(metadata, ?)")
         params.append(json.dumps(metadata))
     params.append(message_id)
-    with db.atomic():
+    with writing(db):
         db.execute(f"UPDATE messages SET {', '.join(sets)} WHERE id = ?", params)
 
 
 def delete_message(db: Database, message_id: str) -> bool:
     """Tombstone a message (it stays for sync, hidden everywhere else)."""
-    with db.atomic():
+    with writing(db):
         cursor = db.execute(
-            "UPDATE messages SET deleted = 1, updated_at = ? WHERE id = ? AND deleted = 0",
+            "UPDATE messages SET deleted = 1, updated_at = ?"
+            " WHERE id = ? AND deleted = 0",
             [utc_now(), message_id],
         )
     return cursor.rowcount > 0
@@ -228,7 +231,8 @@ def attachments_of(db: Database, message_id: str) -> list[Attachment]:
             content=row["content"],
         )
         for row in db.query(
-            "SELECT * FROM attachments WHERE message_id = ? ORDER BY rowid", [message_id]
+            "SELECT * FROM attachments WHERE message_id = ? ORDER BY rowid",
+            [message_id],
         )
     ]
 
@@ -240,9 +244,7 @@ def recover_orphans(db: Database) -> int:
     crashed, power loss) the partial text is kept and honestly marked.
     """
     stale: list[str] = []
-    for row in db.query(
-        "SELECT id, metadata FROM messages WHERE status = 'streaming'"
-    ):
+    for row in db.query("SELECT id, metadata FROM messages WHERE status = 'streaming'"):
         meta = json.loads(row["metadata"] or "{}")
         if not _alive(meta.get("pid"), meta.get("host")):
             stale.append(row["id"])

@@ -33,7 +33,12 @@ def open_database(path: Path | None = None, *, migrate: bool = True) -> Database
     if not in_memory:
         paths.ensure_private_dir(path.parent)
     try:
-        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000)
+        # Autocommit mode: we open write transactions ourselves with
+        # BEGIN IMMEDIATE (see `writing`), so another process's lock makes us
+        # wait on the busy timeout instead of failing with "database is locked".
+        conn = sqlite3.connect(
+            path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
+        )
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA foreign_keys = ON")
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
@@ -49,8 +54,33 @@ def open_database(path: Path | None = None, *, migrate: bool = True) -> Database
     except sqlite3.DatabaseError as exc:
         raise _store_error(path, exc) from None
     except OSError as exc:
-        raise StoreError(f"Could not open the database {path}: {exc.strerror}.") from None
+        raise StoreError(
+            f"Could not open the database {path}: {exc.strerror}."
+        ) from None
     return db
+
+
+@contextlib.contextmanager
+def writing(db: Database) -> Iterator[Database]:
+    """A write transaction that takes the write lock up front (BEGIN IMMEDIATE).
+
+    A deferred transaction that reads before it writes can fail at once with
+    SQLITE_BUSY when another process commits in between (the busy timeout does
+    not apply to that upgrade). Taking the lock first makes concurrent writers
+    queue politely. Nested use becomes a savepoint.
+    """
+    if db.conn.in_transaction:
+        with db.atomic():
+            yield db
+        return
+    db.conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        if db.conn.in_transaction:
+            db.conn.execute("ROLLBACK")
+        raise
+    db.conn.execute("COMMIT")
 
 
 def _store_error(path: Path, exc: sqlite3.DatabaseError) -> StoreError:

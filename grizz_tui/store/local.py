@@ -14,7 +14,15 @@ from sqlite_utils import Database
 
 from grizz_tui.store import conversations as conv
 from grizz_tui.store import memory as mem
-from grizz_tui.store.models import Attachment, MemoryItem, Message, Role, Status, utc_now
+from grizz_tui.store.db import writing
+from grizz_tui.store.models import (
+    Attachment,
+    MemoryItem,
+    Message,
+    Role,
+    Status,
+    utc_now,
+)
 
 
 class LocalChatStore:
@@ -49,15 +57,21 @@ class LocalChatStore:
         )
 
     async def start_reply(
-        self, *, reply_id: str, conversation_id: str, model: str, metadata: dict[str, Any]
+        self,
+        *,
+        reply_id: str,
+        conversation_id: str,
+        model: str,
+        metadata: dict[str, Any],
     ) -> Message:
         meta = {**metadata, **conv.writer_identity()}
         now = utc_now()
-        with self.db.atomic():
+        with writing(self.db):
             self.db.execute(
-                "INSERT INTO messages (id, conversation_id, role, content, status, model,"
-                " metadata, created_at, updated_at) VALUES (?, ?, 'assistant', '',"
-                " 'streaming', ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET content = '',"
+                "INSERT INTO messages (id, conversation_id, role, content, status,"
+                " model, metadata, created_at, updated_at)"
+                " VALUES (?, ?, 'assistant', '', 'streaming', ?, ?, ?, ?)"
+                " ON CONFLICT(id) DO UPDATE SET content = '',"
                 " status = 'streaming', model = excluded.model,"
                 " metadata = excluded.metadata, updated_at = excluded.updated_at",
                 [reply_id, conversation_id, model, json.dumps(meta), now, now],
@@ -74,7 +88,9 @@ class LocalChatStore:
         status: Status | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
-        conv.update_message(self.db, message_id, content=content, status=status, metadata=metadata)
+        conv.update_message(
+            self.db, message_id, content=content, status=status, metadata=metadata
+        )
 
     async def get_message(self, message_id: str) -> Message | None:
         return conv.get_message(self.db, message_id)
@@ -85,7 +101,9 @@ class LocalChatStore:
     async def recent_messages(
         self, conversation_id: str, *, limit: int, exclude: Sequence[str] = ()
     ) -> list[Message]:
-        return conv.recent_messages(self.db, conversation_id, limit=limit, exclude=tuple(exclude))
+        return conv.recent_messages(
+            self.db, conversation_id, limit=limit, exclude=tuple(exclude)
+        )
 
     async def previous_day(self, before_day: str) -> tuple[str, list[Message]]:
         found = conv.previous_day(self.db, before_day)
@@ -100,7 +118,9 @@ class LocalChatStore:
         return (matched + recent)[:limit]
 
     async def remember(self, content: str, *, title: str = "") -> MemoryItem:
-        return mem.add_memory(self.db, content, title=title, properties={"source": "grizz"})
+        return mem.add_memory(
+            self.db, content, title=title, properties={"source": "grizz"}
+        )
 
     async def recall(self, query: str, *, limit: int = 8) -> list[MemoryItem]:
         return mem.search_memory(self.db, query, limit=limit, any_word=True)

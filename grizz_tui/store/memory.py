@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from grizz_tui.store.db import writing
 from grizz_tui.store.models import MemoryItem, utc_now
 from grizz_tui.store.search import fts_query
 
@@ -34,18 +35,22 @@ def add_memory(
         "created_at": now,
         "updated_at": now,
     }
-    with db.atomic():
+    with writing(db):
         db.table("memory").insert(row)
     return MemoryItem.from_row(row)
 
 
-def get_memory(db: Database, ref: str, *, include_deleted: bool = False) -> MemoryItem | None:
+def get_memory(
+    db: Database, ref: str, *, include_deleted: bool = False
+) -> MemoryItem | None:
     """A note by full id or by a unique id prefix (≥ 4 characters)."""
     where = "" if include_deleted else " AND deleted = 0"
     rows = list(db.query(f"SELECT * FROM memory WHERE id = ?{where}", [ref]))
     if not rows and len(ref) >= 4:
         rows = list(
-            db.query(f"SELECT * FROM memory WHERE id LIKE ?{where} LIMIT 2", [ref + "%"])
+            db.query(
+                f"SELECT * FROM memory WHERE id LIKE ?{where} LIMIT 2", [ref + "%"]
+            )
         )
         if len(rows) != 1:
             return None
@@ -53,12 +58,16 @@ def get_memory(db: Database, ref: str, *, include_deleted: bool = False) -> Memo
 
 
 def update_memory(
-    db: Database, memory_id: str, *, content: str | None = None, title: str | None = None
+    db: Database,
+    memory_id: str,
+    *,
+    content: str | None = None,
+    title: str | None = None,
 ) -> MemoryItem | None:
     item = get_memory(db, memory_id)
     if item is None:
         return None
-    with db.atomic():
+    with writing(db):
         db.execute(
             "UPDATE memory SET content = ?, title = ?, updated_at = ? WHERE id = ?",
             [
@@ -76,7 +85,7 @@ def delete_memory(db: Database, memory_id: str) -> MemoryItem | None:
     item = get_memory(db, memory_id)
     if item is None:
         return None
-    with db.atomic():
+    with writing(db):
         db.execute(
             "UPDATE memory SET deleted = 1, updated_at = ? WHERE id = ?",
             [utc_now(), item.id],
@@ -86,7 +95,7 @@ def delete_memory(db: Database, memory_id: str) -> MemoryItem | None:
 
 def restore_memory(db: Database, memory_id: str) -> MemoryItem | None:
     """Undo a delete (the app's undo after Grizz forgets something)."""
-    with db.atomic():
+    with writing(db):
         db.execute(
             "UPDATE memory SET deleted = 0, updated_at = ? WHERE id = ?",
             [utc_now(), memory_id],

@@ -14,6 +14,7 @@ from sqlite_utils import Database
 
 from grizz_tui.errors import UsageError
 from grizz_tui.store import conversations as conv
+from grizz_tui.store.db import writing
 from grizz_tui.store.models import MemoryItem, Message, Role, utc_now
 
 FORMAT = "grizz-export"
@@ -23,7 +24,9 @@ VERSION = 1
 def export_data(db: Database, *, day: str | None = None) -> dict[str, Any]:
     """Everything (or one day) as a JSON-ready dict."""
     rows = db.query(
-        "SELECT * FROM conversations" + (" WHERE day = ?" if day else "") + " ORDER BY day",
+        "SELECT * FROM conversations"
+        + (" WHERE day = ?" if day else "")
+        + " ORDER BY day",
         [day] if day else [],
     )
     conversations = []
@@ -32,8 +35,14 @@ def export_data(db: Database, *, day: str | None = None) -> dict[str, Any]:
         for message in conv.messages_of(db, row["id"]):
             data = message.to_dict()
             data["attachments"] = [
-                {"id": a.id, "name": a.name, "mime": a.mime, "size": a.size,
-                 "sha256": a.sha256, "content_b64": base64.b64encode(a.content).decode()}
+                {
+                    "id": a.id,
+                    "name": a.name,
+                    "mime": a.mime,
+                    "size": a.size,
+                    "sha256": a.sha256,
+                    "content_b64": base64.b64encode(a.content).decode(),
+                }
                 for a in conv.attachments_of(db, message.id)
             ]
             messages.append(data)
@@ -41,7 +50,10 @@ def export_data(db: Database, *, day: str | None = None) -> dict[str, Any]:
     memory = (
         []
         if day
-        else [MemoryItem.from_row(r).to_dict() for r in db.query("SELECT * FROM memory ORDER BY rowid")]
+        else [
+            MemoryItem.from_row(r).to_dict()
+            for r in db.query("SELECT * FROM memory ORDER BY rowid")
+        ]
     )
     return {
         "format": FORMAT,
@@ -62,7 +74,9 @@ def export_markdown(db: Database, *, day: str | None = None) -> str:
         for m in c["messages"]:
             who = "You" if m["role"] == Role.USER else "Grizz"
             mark = "" if m["status"] == "complete" else f" _({m['status']})_"
-            out.append(f"**{who}** · {m['created_at'][11:16]} UTC{mark}\n\n{m['content']}\n")
+            out.append(
+                f"**{who}** · {m['created_at'][11:16]} UTC{mark}\n\n{m['content']}\n"
+            )
     return "\n".join(out)
 
 
@@ -73,22 +87,29 @@ def import_data(db: Database, data: Any) -> dict[str, int]:
         UsageError: `data` is not a Grizz export.
     """
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise UsageError("This file is not a Grizz JSON export (format 'grizz-export').")
+        raise UsageError(
+            "This file is not a Grizz JSON export (format 'grizz-export')."
+        )
     if data.get("version") != VERSION:
         raise UsageError(f"Unsupported export version {data.get('version')!r}.")
     counts = {"conversations": 0, "messages": 0, "memory": 0}
     try:
-        with db.atomic():
+        with writing(db):
             for c in data.get("conversations", []):
                 _import_conversation(db, c, counts)
             for item in data.get("memory", []):
                 counts["memory"] += _import_memory(db, item)
     except (KeyError, TypeError, ValueError) as exc:
-        raise UsageError(f"The export is damaged ({type(exc).__name__}: {exc}); nothing was imported.") from None
+        raise UsageError(
+            f"The export is damaged ({type(exc).__name__}: {exc}); "
+            "nothing was imported."
+        ) from None
     return counts
 
 
-def _import_conversation(db: Database, c: dict[str, Any], counts: dict[str, int]) -> None:
+def _import_conversation(
+    db: Database, c: dict[str, Any], counts: dict[str, int]
+) -> None:
     existing = conv.get_conversation(db, c["day"])
     if existing is None:
         db.table("conversations").insert(
@@ -97,29 +118,52 @@ def _import_conversation(db: Database, c: dict[str, Any], counts: dict[str, int]
         counts["conversations"] += 1
     conv_id = existing.id if existing else c["id"]
     for m in c.get("messages", []):
-        message = Message.from_row({**m, "conversation_id": conv_id, "metadata": json.dumps(m.get("metadata") or {})})
+        message = Message.from_row(
+            {
+                **m,
+                "conversation_id": conv_id,
+                "metadata": json.dumps(m.get("metadata") or {}),
+            }
+        )
         if conv.get_message(db, message.id) is not None:
             continue
         db.table("messages").insert(
-            {**message.to_dict(), "metadata": json.dumps(message.metadata), "deleted": int(message.deleted)}
+            {
+                **message.to_dict(),
+                "metadata": json.dumps(message.metadata),
+                "deleted": int(message.deleted),
+            }
         )
         for a in m.get("attachments", []):
             db.table("attachments").insert(
-                {"id": a["id"], "message_id": message.id, "name": a["name"], "mime": a["mime"],
-                 "size": a["size"], "sha256": a["sha256"],
-                 "content": base64.b64decode(a["content_b64"]), "created_at": message.created_at},
+                {
+                    "id": a["id"],
+                    "message_id": message.id,
+                    "name": a["name"],
+                    "mime": a["mime"],
+                    "size": a["size"],
+                    "sha256": a["sha256"],
+                    "content": base64.b64decode(a["content_b64"]),
+                    "created_at": message.created_at,
+                },
                 ignore=True,
             )
         counts["messages"] += 1
 
 
 def _import_memory(db: Database, item: dict[str, Any]) -> int:
-    note = MemoryItem.from_row({**item, "properties": json.dumps(item.get("properties") or {})})
+    note = MemoryItem.from_row(
+        {**item, "properties": json.dumps(item.get("properties") or {})}
+    )
     rows = list(db.query("SELECT updated_at, id FROM memory WHERE id = ?", [note.id]))
     if rows and (rows[0]["updated_at"], rows[0]["id"]) >= (note.updated_at, note.id):
         return 0
     db.table("memory").upsert(
-        {**note.to_dict(), "properties": json.dumps(note.properties), "deleted": int(note.deleted)},
+        {
+            **note.to_dict(),
+            "properties": json.dumps(note.properties),
+            "deleted": int(note.deleted),
+        },
         pk="id",
     )
     return 1

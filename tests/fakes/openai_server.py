@@ -10,6 +10,7 @@ runs it standalone for benchmarks.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -30,7 +31,11 @@ class Text:
     first_delay: float = 0.0
     finish: str = "stop"
     usage: dict[str, int] | None = field(
-        default_factory=lambda: {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+        default_factory=lambda: {
+            "prompt_tokens": 10,
+            "completion_tokens": 5,
+            "total_tokens": 15,
+        }
     )
     done: bool = True
     """Send `data: [DONE]` at the end (False + finish='' = a cut-off stream)."""
@@ -108,11 +113,15 @@ class FakeOpenAI:
             head = self.queue[0]
             if isinstance(head, HttpError) and head.times > 1:
                 head.times -= 1
-                return HttpError(head.status, head.message, head.headers, 1, head.raw_body)
+                return HttpError(
+                    head.status, head.message, head.headers, 1, head.raw_body
+                )
             return self.queue.popleft()
 
 
-def _chunk(model: str, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+def _chunk(
+    model: str, delta: dict[str, Any], finish: str | None = None
+) -> dict[str, Any]:
     return {
         "id": "chatcmpl-fake",
         "object": "chat.completion.chunk",
@@ -122,127 +131,175 @@ def _chunk(model: str, delta: dict[str, Any], finish: str | None = None) -> dict
     }
 
 
-def _make_handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+class _Handler(BaseHTTPRequestHandler):
+    fake: FakeOpenAI
+    protocol_version = "HTTP/1.1"
 
-        def log_message(self, *args: Any) -> None:
-            pass
+    def log_message(self, *args: Any) -> None:
+        pass
 
-        def do_GET(self) -> None:
-            if self.path.rstrip("/").endswith("/models"):
-                self._json(200, {"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
-            else:
-                self._json(404, {"error": {"message": "not found"}})
+    def do_GET(self) -> None:
+        if self.path.rstrip("/").endswith("/models"):
+            self._json(
+                200,
+                {
+                    "object": "list",
+                    "data": [{"id": "fake-model", "object": "model"}],
+                },
+            )
+        else:
+            self._json(404, {"error": {"message": "not found"}})
 
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length)
-            if not self.path.rstrip("/").endswith("/chat/completions"):
-                self._json(404, {"error": {"message": f"no route {self.path}"}})
-                return
-            body = json.loads(raw or b"{}")
-            with fake.lock:
-                fake.requests.append(body)
-                fake.headers.append({k.lower(): v for k, v in self.headers.items()})
-            behaviour = fake.next_behaviour()
-            model = str(body.get("model") or "fake-model")
-            try:
-                self._respond(behaviour, model, bool(body.get("stream")))
-            except (BrokenPipeError, ConnectionResetError):
-                pass
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length)
+        if not self.path.rstrip("/").endswith("/chat/completions"):
+            self._json(404, {"error": {"message": f"no route {self.path}"}})
+            return
+        body = json.loads(raw or b"{}")
+        with self.fake.lock:
+            self.fake.requests.append(body)
+            self.fake.headers.append({k.lower(): v for k, v in self.headers.items()})
+        behaviour = self.fake.next_behaviour()
+        model = str(body.get("model") or "fake-model")
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            self._respond(behaviour, model, bool(body.get("stream")))
 
-        def _respond(self, b: Behaviour, model: str, stream: bool) -> None:
-            if isinstance(b, HttpError):
-                payload = b.raw_body if b.raw_body is not None else json.dumps(
-                    {"error": {"message": b.message, "type": "fake", "code": b.status}}
+    def _respond(self, b: Behaviour, model: str, stream: bool) -> None:
+        if isinstance(b, HttpError):
+            payload = (
+                b.raw_body
+                if b.raw_body is not None
+                else json.dumps(
+                    {
+                        "error": {
+                            "message": b.message,
+                            "type": "fake",
+                            "code": b.status,
+                        }
+                    }
                 )
-                self._send(b.status, payload.encode(), "application/json", b.headers)
-                return
-            if isinstance(b, Hang):
-                time.sleep(b.seconds)
-                self._json(200, _completion(model, "late", "stop"))
-                return
-            if not stream and isinstance(b, Text):
-                self._json(200, _completion(model, b.text, b.finish, b.usage))
-                return
-            if not stream and isinstance(b, ToolCalls):
-                self._json(200, _tool_completion(model, b))
-                return
-            self._start_sse()
-            if isinstance(b, RawSSE):
-                for line in b.lines:
-                    self._write(line + "\n\n")
-            elif isinstance(b, ToolCalls):
-                self._stream_tools(b, model)
-            else:
-                self._stream_text(b, model)
-            self._end_chunks()
+            )
+            self._send(b.status, payload.encode(), "application/json", b.headers)
+            return
+        if isinstance(b, Hang):
+            time.sleep(b.seconds)
+            self._json(200, _completion(model, "late", "stop"))
+            return
+        if not stream and isinstance(b, Text):
+            self._json(200, _completion(model, b.text, b.finish, b.usage))
+            return
+        if not stream and isinstance(b, ToolCalls):
+            self._json(200, _tool_completion(model, b))
+            return
+        self._start_sse()
+        if isinstance(b, RawSSE):
+            for line in b.lines:
+                self._write(line + "\n\n")
+        elif isinstance(b, ToolCalls):
+            self._stream_tools(b, model)
+        else:
+            self._stream_text(b, model)
+        self._end_chunks()
 
-        def _stream_text(self, b: Text, model: str) -> None:
-            self._event(_chunk(model, {"role": "assistant", "content": ""}))
-            if b.first_delay:
-                time.sleep(b.first_delay)
-            for i in range(0, len(b.text), max(1, b.chunk)):
-                if b.delay and i:
-                    time.sleep(b.delay)
-                self._event(_chunk(model, {"content": b.text[i : i + b.chunk]}))
-            if b.finish:
-                self._event(_chunk(model, {}, b.finish))
-            if b.usage:
-                self._event({"id": "chatcmpl-fake", "object": "chat.completion.chunk",
-                             "model": model, "choices": [], "usage": b.usage})
-            if b.done:
-                self._write("data: [DONE]\n\n")
-
-        def _stream_tools(self, b: ToolCalls, model: str) -> None:
-            if b.text:
-                self._event(_chunk(model, {"role": "assistant", "content": b.text}))
-            for index, (name, args) in enumerate(b.calls):
-                text = json.dumps(args)
-                step = max(1, len(text) // b.pieces + 1)
-                self._event(_chunk(model, {"tool_calls": [{
-                    "index": index, "id": f"call_{index}", "type": "function",
-                    "function": {"name": name, "arguments": ""}}]}))
-                for i in range(0, len(text), step):
-                    self._event(_chunk(model, {"tool_calls": [{
-                        "index": index, "function": {"arguments": text[i : i + step]}}]}))
-            self._event(_chunk(model, {}, "tool_calls"))
+    def _stream_text(self, b: Text, model: str) -> None:
+        self._event(_chunk(model, {"role": "assistant", "content": ""}))
+        if b.first_delay:
+            time.sleep(b.first_delay)
+        for i in range(0, len(b.text), max(1, b.chunk)):
+            if b.delay and i:
+                time.sleep(b.delay)
+            self._event(_chunk(model, {"content": b.text[i : i + b.chunk]}))
+        if b.finish:
+            self._event(_chunk(model, {}, b.finish))
+        if b.usage:
+            self._event(
+                {
+                    "id": "chatcmpl-fake",
+                    "object": "chat.completion.chunk",
+                    "model": model,
+                    "choices": [],
+                    "usage": b.usage,
+                }
+            )
+        if b.done:
             self._write("data: [DONE]\n\n")
 
-        # -- low level -------------------------------------------------------
-        def _start_sse(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "text/event-stream")
-            self.send_header("Transfer-Encoding", "chunked")
-            self.send_header("Cache-Control", "no-cache")
-            self.end_headers()
+    def _stream_tools(self, b: ToolCalls, model: str) -> None:
+        if b.text:
+            self._event(_chunk(model, {"role": "assistant", "content": b.text}))
+        for index, (name, args) in enumerate(b.calls):
+            text = json.dumps(args)
+            step = max(1, len(text) // b.pieces + 1)
+            self._event(
+                _chunk(
+                    model,
+                    {
+                        "tool_calls": [
+                            {
+                                "index": index,
+                                "id": f"call_{index}",
+                                "type": "function",
+                                "function": {"name": name, "arguments": ""},
+                            }
+                        ]
+                    },
+                )
+            )
+            for i in range(0, len(text), step):
+                self._event(
+                    _chunk(
+                        model,
+                        {
+                            "tool_calls": [
+                                {
+                                    "index": index,
+                                    "function": {"arguments": text[i : i + step]},
+                                }
+                            ]
+                        },
+                    )
+                )
+        self._event(_chunk(model, {}, "tool_calls"))
+        self._write("data: [DONE]\n\n")
 
-        def _event(self, data: dict[str, Any]) -> None:
-            self._write("data: " + json.dumps(data) + "\n\n")
+    # -- low level -------------------------------------------------------
+    def _start_sse(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("Cache-Control", "no-cache")
+        self.end_headers()
 
-        def _write(self, text: str) -> None:
-            raw = text.encode()
-            self.wfile.write(f"{len(raw):x}\r\n".encode() + raw + b"\r\n")
-            self.wfile.flush()
+    def _event(self, data: dict[str, Any]) -> None:
+        self._write("data: " + json.dumps(data) + "\n\n")
 
-        def _end_chunks(self) -> None:
-            self.wfile.write(b"0\r\n\r\n")
-            self.wfile.flush()
+    def _write(self, text: str) -> None:
+        raw = text.encode()
+        self.wfile.write(f"{len(raw):x}\r\n".encode() + raw + b"\r\n")
+        self.wfile.flush()
 
-        def _json(self, status: int, data: dict[str, Any]) -> None:
-            self._send(status, json.dumps(data).encode(), "application/json", {})
+    def _end_chunks(self) -> None:
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
 
-        def _send(self, status: int, raw: bytes, ctype: str, headers: dict[str, str]) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(raw)))
-            for key, value in headers.items():
-                self.send_header(key, value)
-            self.end_headers()
-            self.wfile.write(raw)
+    def _json(self, status: int, data: dict[str, Any]) -> None:
+        self._send(status, json.dumps(data).encode(), "application/json", {})
 
-    return Handler
+    def _send(
+        self, status: int, raw: bytes, ctype: str, headers: dict[str, str]
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(raw)))
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(raw)
+
+
+def _make_handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
+    return type("Handler", (_Handler,), {"fake": fake})
 
 
 def _completion(
@@ -253,17 +310,26 @@ def _completion(
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                     "finish_reason": finish}],
-        "usage": usage or {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text},
+                "finish_reason": finish,
+            }
+        ],
+        "usage": usage
+        or {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
     }
 
 
 def _tool_completion(model: str, b: ToolCalls) -> dict[str, Any]:
     data = _completion(model, b.text, "tool_calls")
     data["choices"][0]["message"]["tool_calls"] = [
-        {"id": f"call_{i}", "type": "function",
-         "function": {"name": name, "arguments": json.dumps(args)}}
+        {
+            "id": f"call_{i}",
+            "type": "function",
+            "function": {"name": name, "arguments": json.dumps(args)},
+        }
         for i, (name, args) in enumerate(b.calls)
     ]
     return data
