@@ -111,6 +111,9 @@ def m004_add_sync_bookkeeping(db: Database) -> None:
         )"""
     )
     db.execute("CREATE TABLE sync_state (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    # The trigger uses an UPSERT, not INSERT OR REPLACE: inside a trigger an
+    # "OR REPLACE" is overridden by the outer statement's conflict handling, so
+    # an outer `INSERT … ON CONFLICT DO UPDATE` on messages would fail.
     for table in SYNCED_TABLES:
         for event in ("INSERT", "UPDATE"):
             db.execute(
@@ -118,8 +121,9 @@ def m004_add_sync_bookkeeping(db: Database) -> None:
                 CREATE TRIGGER {table}_outbox_{event.lower()} AFTER {event} ON {table}
                 WHEN (SELECT value FROM sync_state WHERE key = 'applying') IS NULL
                 BEGIN
-                    INSERT OR REPLACE INTO outbox (entity, id, changed_at)
-                    VALUES ('{table}', new.id, new.updated_at);
+                    INSERT INTO outbox (entity, id, changed_at)
+                    VALUES ('{table}', new.id, new.updated_at)
+                    ON CONFLICT (entity, id) DO UPDATE SET changed_at = excluded.changed_at;
                 END"""
             )
     # Everything written before sync existed still has to be pushed once.
