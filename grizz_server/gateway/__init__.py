@@ -1,0 +1,1 @@
+"""The WebSocket gateway: auth, limits, admission, live fan-out, health, metrics."""

@@ -1,0 +1,81 @@
+"""Structured logging: one JSON object per line, to stderr and a per-process file.
+
+Call `configure(process_name, settings)` once at process start; modules log
+through `logging.getLogger(__name__)` and pass facts as `extra={...}`. Tokens
+are never passed to a logger; as a second line of defence `_Redact` blanks
+anything that looks like a bearer credential before a record is written.
+
+Must not import: redis, websockets, the store, the core.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+import sys
+from pathlib import Path
+
+_SECRET = re.compile(r"(?i)(bearer\s+|token[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]+")
+_STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+}
+
+
+def redact(text: str) -> str:
+    """`text` with bearer tokens and `token=…` values replaced by `***`."""
+    return _SECRET.sub(lambda m: m.group(1) + "***", text)
+
+
+class JsonFormatter(logging.Formatter):
+    """`{"ts", "level", "process", "logger", "msg", ...extra}` on one line."""
+
+    def __init__(self, process_name: str) -> None:
+        super().__init__()
+        self.process_name = process_name
+
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, object] = {
+            "ts": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(
+                timespec="milliseconds"
+            ),
+            "level": record.levelname.lower(),
+            "process": self.process_name,
+            "logger": record.name,
+            "msg": redact(record.getMessage()),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and not key.startswith("_"):
+                data[key] = (
+                    value
+                    if isinstance(value, int | float | bool)
+                    else redact(str(value))
+                )
+        if record.exc_info:
+            data["exc"] = redact(self.formatException(record.exc_info))
+        return json.dumps(data, ensure_ascii=False)
+
+
+def configure(
+    process_name: str, log_dir: Path | None, *, verbose: bool = False
+) -> None:
+    """Send every `grizz_server` log record to stderr and `log_dir/<name>.log`."""
+    formatter = JsonFormatter(process_name)
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_dir is not None:
+        log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        handlers.append(
+            logging.FileHandler(log_dir / f"{process_name}.log", encoding="utf-8")
+        )
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        root.addHandler(handler)
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    for noisy in ("websockets", "httpx", "httpcore", "asyncio"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

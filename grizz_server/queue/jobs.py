@@ -1,0 +1,387 @@
+"""The job queue over Redis Streams: ids, admission, delivery, leases, retries.
+
+Delivery is at-least-once: a job's entry stays in the consumer group's pending
+list until `finish` or `fail` acknowledges it, a dead worker's entries are
+reclaimed with XAUTOCLAIM once idle past the visibility timeout, and a live
+worker keeps its entry fresh (and its lease alive) with `extend`. Everything
+that decides and writes is one Lua script (`queue/scripts.py`); this module
+only names keys, passes arguments and turns replies into Python values.
+
+Must not import: websockets, the store, the core.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import secrets
+import uuid
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from grizz_server import keys
+from grizz_server.queue import scripts
+from grizz_server.settings import ServerSettings
+
+NS_JOB = uuid.UUID("6f1d4f8e-3a57-4d0e-9b8a-4b1f0c6a9e21")
+NS_REPLY = uuid.UUID("0b8e2f39-51c4-4c41-8f3e-2d9a7e5c1b64")
+INFO_TTL_S = 86_400
+"""How long a finished job's record stays (a re-sent message maps back to it)."""
+
+
+def job_id_for(user_id: str, message_id: str) -> str:
+    """The job answering `message_id`: the same message always maps to one job."""
+    return str(uuid.uuid5(NS_JOB, f"{user_id}:{message_id}"))
+
+
+def reply_id_for(job_id: str) -> str:
+    """The reply row's id: every attempt of a job writes the same row."""
+    return str(uuid.uuid5(NS_REPLY, job_id))
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    RETRYING = "retrying"
+    DONE = "done"
+    DEAD = "dead"
+
+
+@dataclass(frozen=True)
+class Admission:
+    """Result of `admit`: `status` is ok, exists, reserved, busy, too_many or rate."""
+
+    status: str
+    state: str = ""
+    retry_after_ms: int = 0
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One job entry read from `grizz:jobs` by a worker."""
+
+    entry: str
+    job_id: str
+    user_id: str
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """A job a worker now owns: write only with `token` (the fencing token)."""
+
+    delivery: Delivery
+    attempt: int
+    token: str
+    message_id: str
+    reply_id: str
+    conversation_id: str
+    tz: str
+
+
+class JobQueue:
+    """Every queue operation; one instance per process, shared by its tasks."""
+
+    def __init__(
+        self, redis: Redis, settings: ServerSettings, consumer: str = ""
+    ) -> None:
+        self.redis = redis
+        self.settings = settings
+        self.consumer = consumer
+        self._scripts = {
+            name: redis.register_script(getattr(scripts, name))
+            for name in (
+                "ADMIT",
+                "ENQUEUE",
+                "RELEASE_RESERVATION",
+                "BEGIN",
+                "APPEND",
+                "CHECK",
+                "EXTEND",
+                "FINISH",
+                "FAIL",
+                "PROMOTE",
+                "RELEASE",
+            )
+        }
+
+    async def _run(self, name: str, keys_: list[str], args: list[Any]) -> Any:
+        return await self._scripts[name](keys=keys_, args=args)
+
+    async def ensure_group(self) -> None:
+        """Create the stream and the workers' group (id 0: no entry is skipped)."""
+        try:
+            await self.redis.xgroup_create(keys.JOBS, keys.GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    # -- gateway side -------------------------------------------------------
+
+    async def admit(self, user_id: str, job_id: str) -> Admission:
+        """Check duplicate, queue depth, per-user jobs and rate; reserve a slot."""
+        s = self.settings
+        status, detail = await self._run(
+            "ADMIT",
+            [
+                keys.job_info(job_id),
+                keys.INFLIGHT,
+                keys.user_active(user_id),
+                keys.user_rate(user_id),
+            ],
+            [
+                job_id,
+                s.max_queue_depth,
+                s.max_active_per_user,
+                s.rate_per_minute / 60_000,
+                s.rate_burst,
+                3_600_000,
+            ],
+        )
+        status, detail = _text(status), _text(detail)
+        if status == "rate":
+            return Admission(status, retry_after_ms=int(detail))
+        return Admission(status, state=detail)
+
+    async def release_reservation(self, user_id: str, job_id: str) -> None:
+        """Give back a slot `admit` reserved when the job could not be queued."""
+        await self._run(
+            "RELEASE_RESERVATION",
+            [keys.job_info(job_id), keys.INFLIGHT, keys.user_active(user_id)],
+            [job_id],
+        )
+
+    async def enqueue(
+        self,
+        *,
+        job_id: str,
+        user_id: str,
+        message_id: str,
+        reply_id: str,
+        conversation_id: str,
+        tz: str,
+    ) -> tuple[str, str]:
+        """Queue a job, idempotent by id: ("queued", entry) or ("exists", state)."""
+        status, detail = await self._run(
+            "ENQUEUE",
+            [
+                keys.JOBS,
+                keys.job_info(job_id),
+                keys.INFLIGHT,
+                keys.user_active(user_id),
+            ],
+            [
+                job_id,
+                user_id,
+                message_id,
+                reply_id,
+                conversation_id,
+                tz,
+                self.settings.jobs_maxlen,
+            ],
+        )
+        return _text(status), _text(detail)
+
+    async def job_owner(self, job_id: str) -> str | None:
+        """The user a job belongs to, or None when there is no such job."""
+        owner = await self.redis.hget(keys.job_info(job_id), "user")
+        return _text(owner) if owner is not None else None
+
+    # -- worker side --------------------------------------------------------
+
+    async def read(self, count: int, block_ms: int) -> list[Delivery]:
+        """New entries for this consumer (XREADGROUP `>`), blocking up to `block_ms`."""
+        reply = await self.redis.xreadgroup(
+            keys.GROUP, self.consumer, {keys.JOBS: ">"}, count=count, block=block_ms
+        )
+        return [d for _, entries in reply or [] for d in _deliveries(entries)]
+
+    async def reclaim(self, count: int) -> list[Delivery]:
+        """Take over entries idle past the visibility timeout (follows the cursor)."""
+        found: list[Delivery] = []
+        cursor = "0-0"
+        for _ in range(10):
+            reply = await self.redis.xautoclaim(
+                keys.JOBS,
+                keys.GROUP,
+                self.consumer,
+                self.settings.visibility_ms,
+                start_id=cursor,
+                count=count - len(found),
+            )
+            cursor = _text(reply[0])
+            found.extend(_deliveries(reply[1]))
+            if cursor == "0-0" or len(found) >= count:
+                break
+        return found
+
+    async def begin(self, delivery: Delivery) -> Attempt | str:
+        """Start an attempt: an `Attempt`, or why not (gone, stale, leased, dead)."""
+        s = self.settings
+        token = secrets.token_hex(16)
+        reply = await self._run(
+            "BEGIN",
+            self._job_keys(delivery),
+            [
+                keys.GROUP,
+                delivery.entry,
+                token,
+                s.lease_ms,
+                self.consumer,
+                s.max_attempts,
+                s.max_deliveries,
+                s.out_ttl_s,
+                INFO_TTL_S,
+                s.dlq_maxlen,
+                delivery.job_id,
+            ],
+        )
+        status = _text(reply[0])
+        if status != "run":
+            return status
+        attempt, _user, message, reply_id, conv, tz = (
+            _text(v or b"") for v in reply[1:7]
+        )
+        return Attempt(delivery, int(attempt), token, message, reply_id, conv, tz)
+
+    def _job_keys(self, d: Delivery) -> list[str]:
+        return [
+            keys.JOBS,
+            keys.job_info(d.job_id),
+            keys.lease(d.job_id),
+            keys.job_out(d.job_id),
+            keys.DLQ,
+            keys.INFLIGHT,
+            keys.user_active(d.user_id),
+        ]
+
+    async def append(self, a: Attempt, kind: str, text: str, extra: str = "") -> bool:
+        """Add one entry to the job's output stream; False when fenced off."""
+        entry = await self._run(
+            "APPEND",
+            [keys.job_info(a.delivery.job_id), keys.job_out(a.delivery.job_id)],
+            [a.token, a.attempt, kind, text, extra],
+        )
+        return entry is not None
+
+    async def still_owner(self, a: Attempt) -> bool:
+        """True while no other attempt has taken the job over."""
+        return bool(
+            await self._run("CHECK", [keys.job_info(a.delivery.job_id)], [a.token])
+        )
+
+    async def extend(self, a: Attempt) -> bool:
+        """Renew the lease and reset the entry's idle time; False when fenced off."""
+        job = a.delivery.job_id
+        return bool(
+            await self._run(
+                "EXTEND",
+                [keys.job_info(job), keys.lease(job), keys.JOBS],
+                [
+                    a.token,
+                    self.settings.lease_ms,
+                    keys.GROUP,
+                    self.consumer,
+                    a.delivery.entry,
+                ],
+            )
+        )
+
+    async def finish(self, a: Attempt, message: dict[str, Any]) -> bool:
+        """Publish `done`, ack and close the job, atomically; False when fenced off."""
+        d = a.delivery
+        return bool(
+            await self._run(
+                "FINISH",
+                [
+                    keys.JOBS,
+                    keys.job_info(d.job_id),
+                    keys.lease(d.job_id),
+                    keys.job_out(d.job_id),
+                    keys.INFLIGHT,
+                    keys.user_active(d.user_id),
+                ],
+                [
+                    a.token,
+                    keys.GROUP,
+                    d.entry,
+                    d.job_id,
+                    json.dumps(message),
+                    self.settings.out_ttl_s,
+                    INFO_TTL_S,
+                ],
+            )
+        )
+
+    async def fail(self, a: Attempt, *, code: str, reason: str, retryable: bool) -> str:
+        """Retry with backoff or dead-letter, atomically: retry, dead or fenced."""
+        s = self.settings
+        reply = await self._run(
+            "FAIL",
+            [*self._job_keys(a.delivery), keys.DELAYED],
+            [
+                a.token,
+                keys.GROUP,
+                a.delivery.entry,
+                a.delivery.job_id,
+                code,
+                reason,
+                "1" if retryable else "0",
+                s.max_attempts,
+                self.backoff_ms(a.attempt),
+                s.out_ttl_s,
+                INFO_TTL_S,
+                s.dlq_maxlen,
+            ],
+        )
+        return _text(reply[0])
+
+    def backoff_ms(self, attempt: int) -> int:
+        """Exponential backoff with jitter (half to all of base x 2^(n-1), capped)."""
+        cap = min(
+            self.settings.backoff_cap_ms, self.settings.backoff_ms * 2 ** (attempt - 1)
+        )
+        return random.randint(cap // 2, cap)
+
+    async def release(self, a: Attempt) -> bool:
+        """Hand a job back for immediate reclaim (shutdown); False when fenced off."""
+        job = a.delivery.job_id
+        return bool(
+            await self._run(
+                "RELEASE",
+                [keys.job_info(job), keys.lease(job), keys.JOBS],
+                [a.token, keys.GROUP, self.consumer, a.delivery.entry],
+            )
+        )
+
+    async def promote(self, limit: int = 100) -> int:
+        """Move retries whose backoff has passed back into `grizz:jobs`."""
+        return int(
+            await self._run(
+                "PROMOTE",
+                [keys.DELAYED, keys.JOBS],
+                [limit, self.settings.jobs_maxlen, keys.job_info("")],
+            )
+        )
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _deliveries(entries: list[Any]) -> list[Delivery]:
+    out: list[Delivery] = []
+    for entry_id, fields in entries:
+        if not fields:  # deleted while pending (Redis < 7 returns these)
+            continue
+        out.append(
+            Delivery(
+                _text(entry_id),
+                _text(fields.get(b"job", b"")),
+                _text(fields.get(b"user", b"")),
+            )
+        )
+    return out

@@ -1,0 +1,229 @@
+"""The job queue's state transitions, each one Lua script run atomically by Redis.
+
+Why Lua and not separate calls: a transition reads state and decides (is this
+worker still the owner? retry or dead-letter?) and then writes several keys.
+Done as separate round trips, a crash or a second worker between them loses
+or duplicates a job (the seeds' xack / xadd / xdel retry race). Each script
+here either happens completely or not at all.
+
+Fencing: `begin` stores a fresh random token in the job's info hash for each
+attempt. Every later write of that attempt (`append`, `extend`, `finish`,
+`fail`, `release`) first checks that the hash still holds its token, so a
+worker whose job was reclaimed (a "zombie") can no longer write chunks, ack
+the job or retry it.
+
+Must not import: anything (plain strings).
+"""
+
+# Lua source lines keep their natural length.
+# ruff: noqa: E501
+
+from __future__ import annotations
+
+_NOW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+
+# KEYS: 1 jobs, 2 info, 3 lease, 4 out, 5 dlq, 6 inflight, 7 active
+_DEAD_LETTER = """
+local function dead_letter(group, entry, job, attempt, code, reason, out_ttl, info_ttl, dlq_max)
+  if entry and entry ~= '' then
+    redis.call('XACK', KEYS[1], group, entry)
+    redis.call('XDEL', KEYS[1], entry)
+  end
+  redis.call('DEL', KEYS[3])
+  redis.call('HSET', KEYS[2], 'state', 'dead', 'token', '', 'reason', reason)
+  redis.call('EXPIRE', KEYS[2], info_ttl)
+  redis.call('XADD', KEYS[5], 'MAXLEN', '~', dlq_max, '*', 'job', job,
+    'user', redis.call('HGET', KEYS[2], 'user') or '', 'attempts', attempt,
+    'code', code, 'reason', reason)
+  redis.call('XADD', KEYS[4], '*', 'a', attempt, 'k', 'error', 'c', code, 't', reason)
+  redis.call('EXPIRE', KEYS[4], out_ttl)
+  redis.call('ZREM', KEYS[6], job)
+  redis.call('ZREM', KEYS[7], job)
+end
+"""
+
+ADMIT = (
+    _NOW
+    + """
+-- KEYS: 1 info, 2 inflight, 3 active, 4 rate
+-- ARGV: 1 job, 2 max_depth, 3 max_active, 4 rate_per_ms, 5 burst, 6 stale_ms
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return {'exists', redis.call('HGET', KEYS[1], 'state') or ''}
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - tonumber(ARGV[6]))
+if redis.call('ZSCORE', KEYS[3], ARGV[1]) then return {'reserved', ''} end
+if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[2]) then return {'busy', ''} end
+if redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[3]) then return {'too_many', ''} end
+local rate, burst = tonumber(ARGV[4]), tonumber(ARGV[5])
+local b = redis.call('HMGET', KEYS[4], 'tokens', 'ts')
+local tokens, ts = tonumber(b[1]) or burst, tonumber(b[2]) or now
+tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
+if tokens < 1 then
+  return {'rate', tostring(math.ceil((1 - tokens) / rate))}
+end
+redis.call('HSET', KEYS[4], 'tokens', tostring(tokens - 1), 'ts', now)
+redis.call('PEXPIRE', KEYS[4], math.ceil(burst / rate) + 1000)
+redis.call('ZADD', KEYS[2], now, ARGV[1])
+redis.call('ZADD', KEYS[3], now, ARGV[1])
+return {'ok', ''}
+"""
+)
+
+ENQUEUE = (
+    _NOW
+    + """
+-- KEYS: 1 jobs, 2 info, 3 inflight, 4 active
+-- ARGV: 1 job, 2 user, 3 message, 4 reply, 5 conv, 6 tz, 7 jobs_maxlen
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  return {'exists', redis.call('HGET', KEYS[2], 'state') or ''}
+end
+local entry = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[7], '*',
+  'job', ARGV[1], 'user', ARGV[2])
+redis.call('HSET', KEYS[2], 'user', ARGV[2], 'message', ARGV[3], 'reply', ARGV[4],
+  'conv', ARGV[5], 'tz', ARGV[6], 'state', 'queued', 'attempt', 0,
+  'entry', entry, 'token', '', 'created', now)
+redis.call('ZADD', KEYS[3], now, ARGV[1])
+redis.call('ZADD', KEYS[4], now, ARGV[1])
+return {'queued', entry}
+"""
+)
+
+RELEASE_RESERVATION = """
+-- KEYS: 1 info, 2 inflight, 3 active; ARGV: 1 job
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+return 1
+"""
+
+BEGIN = (
+    _DEAD_LETTER
+    + """
+-- ARGV: 1 group, 2 entry, 3 token, 4 lease_ms, 5 consumer, 6 max_attempts,
+--       7 max_deliveries, 8 out_ttl, 9 info_ttl, 10 dlq_max, 11 job
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+  redis.call('XDEL', KEYS[1], ARGV[2])
+  return {'gone'}
+end
+local state = redis.call('HGET', KEYS[2], 'state')
+if state == 'done' or state == 'dead' or redis.call('HGET', KEYS[2], 'entry') ~= ARGV[2] then
+  redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+  redis.call('XDEL', KEYS[1], ARGV[2])
+  return {'stale'}
+end
+local holder = redis.call('GET', KEYS[3])
+if holder and holder ~= ARGV[3] then return {'leased'} end
+local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+local deliveries = 0
+if pending[1] then deliveries = tonumber(pending[1][4]) end
+local attempt = redis.call('HINCRBY', KEYS[2], 'attempt', 1)
+if attempt > tonumber(ARGV[6]) or deliveries > tonumber(ARGV[7]) then
+  local reason = 'Grizz could not finish this reply after ' .. (attempt - 1) ..
+    ' attempts (' .. deliveries .. ' deliveries).'
+  dead_letter(ARGV[1], ARGV[2], ARGV[11], attempt - 1, 'job_failed', reason,
+    ARGV[8], ARGV[9], ARGV[10])
+  return {'dead', tostring(attempt - 1)}
+end
+redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[4])
+redis.call('HSET', KEYS[2], 'state', 'running', 'token', ARGV[3], 'owner', ARGV[5])
+local kind = 'start'
+if attempt > 1 then kind = 'restart' end
+redis.call('XADD', KEYS[4], '*', 'a', attempt, 'k', kind)
+redis.call('EXPIRE', KEYS[4], ARGV[8])
+local f = redis.call('HMGET', KEYS[2], 'user', 'message', 'reply', 'conv', 'tz')
+return {'run', tostring(attempt), f[1], f[2], f[3], f[4], f[5]}
+"""
+)
+
+APPEND = """
+-- KEYS: 1 info, 2 out; ARGV: 1 token, 2 attempt, 3 kind, 4 text, 5 extra
+if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return false end
+return redis.call('XADD', KEYS[2], '*', 'a', ARGV[2], 'k', ARGV[3], 't', ARGV[4], 'x', ARGV[5])
+"""
+
+CHECK = """
+-- KEYS: 1 info; ARGV: 1 token
+if redis.call('HGET', KEYS[1], 'token') == ARGV[1] then return 1 end
+return 0
+"""
+
+EXTEND = """
+-- KEYS: 1 info, 2 lease, 3 jobs; ARGV: 1 token, 2 lease_ms, 3 group, 4 consumer, 5 entry
+if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+redis.call('XCLAIM', KEYS[3], ARGV[3], ARGV[4], 0, ARGV[5], 'JUSTID')
+return 1
+"""
+
+FINISH = """
+-- KEYS: 1 jobs, 2 info, 3 lease, 4 out, 5 inflight, 6 active
+-- ARGV: 1 token, 2 group, 3 entry, 4 job, 5 message_json, 6 out_ttl, 7 info_ttl
+if redis.call('HGET', KEYS[2], 'token') ~= ARGV[1] then return 0 end
+local attempt = redis.call('HGET', KEYS[2], 'attempt')
+redis.call('XADD', KEYS[4], '*', 'a', attempt, 'k', 'done', 't', ARGV[5])
+redis.call('EXPIRE', KEYS[4], ARGV[6])
+redis.call('XACK', KEYS[1], ARGV[2], ARGV[3])
+redis.call('XDEL', KEYS[1], ARGV[3])
+redis.call('DEL', KEYS[3])
+redis.call('HSET', KEYS[2], 'state', 'done', 'token', '')
+redis.call('EXPIRE', KEYS[2], ARGV[7])
+redis.call('ZREM', KEYS[5], ARGV[4])
+redis.call('ZREM', KEYS[6], ARGV[4])
+return 1
+"""
+
+FAIL = (
+    _DEAD_LETTER
+    + _NOW
+    + """
+-- KEYS: 1 jobs, 2 info, 3 lease, 4 out, 5 dlq, 6 inflight, 7 active, 8 delayed
+-- ARGV: 1 token, 2 group, 3 entry, 4 job, 5 code, 6 reason, 7 retryable,
+--       8 max_attempts, 9 delay_ms, 10 out_ttl, 11 info_ttl, 12 dlq_max
+if redis.call('HGET', KEYS[2], 'token') ~= ARGV[1] then return {'fenced', ''} end
+local attempt = tonumber(redis.call('HGET', KEYS[2], 'attempt'))
+if ARGV[7] == '1' and attempt < tonumber(ARGV[8]) then
+  redis.call('XACK', KEYS[1], ARGV[2], ARGV[3])
+  redis.call('XDEL', KEYS[1], ARGV[3])
+  redis.call('DEL', KEYS[3])
+  redis.call('HSET', KEYS[2], 'state', 'retrying', 'token', '', 'entry', '')
+  redis.call('ZADD', KEYS[8], now + tonumber(ARGV[9]), ARGV[4])
+  redis.call('XADD', KEYS[4], '*', 'a', attempt, 'k', 'retry', 't', ARGV[6], 'x', ARGV[9])
+  return {'retry', tostring(attempt)}
+end
+dead_letter(ARGV[2], ARGV[3], ARGV[4], attempt, ARGV[5], ARGV[6], ARGV[10], ARGV[11], ARGV[12])
+return {'dead', tostring(attempt)}
+"""
+)
+
+PROMOTE = (
+    _NOW
+    + """
+-- KEYS: 1 delayed, 2 jobs; ARGV: 1 limit, 2 jobs_maxlen, 3 info key prefix
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, ARGV[1])
+for _, job in ipairs(due) do
+  redis.call('ZREM', KEYS[1], job)
+  local info = ARGV[3] .. job
+  if redis.call('HGET', info, 'state') == 'retrying' then
+    local entry = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*',
+      'job', job, 'user', redis.call('HGET', info, 'user'))
+    redis.call('HSET', info, 'state', 'queued', 'entry', entry)
+  end
+end
+return #due
+"""
+)
+
+RELEASE = """
+-- KEYS: 1 info, 2 lease, 3 jobs; ARGV: 1 token, 2 group, 3 consumer, 4 entry
+-- Hand a job back at once (worker shutdown): drop the lease and make the
+-- entry look idle for ages so the next XAUTOCLAIM takes it immediately.
+if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'token', '', 'state', 'queued')
+redis.call('DEL', KEYS[2])
+redis.call('XCLAIM', KEYS[3], ARGV[2], ARGV[3], 0, ARGV[4], 'IDLE', 1000000000, 'JUSTID')
+return 1
+"""

@@ -1,0 +1,135 @@
+"""ServerSettings: every knob of grizz-server, from flags > environment > defaults.
+
+Each field's environment variable is `GRIZZ_SERVER_` + its name upper-cased
+(`GRIZZ_SERVER_LEASE_MS`); the Redis URL also honours the usual `REDIS_URL`.
+Child processes (gateway, workers) get their settings through the environment
+the launcher passes down, so one place decides them.
+
+Must not import: redis, websockets, the store, the core.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from grizz_tui import paths
+from grizz_tui.errors import ConfigError
+
+ENV_PREFIX = "GRIZZ_SERVER_"
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Effective server settings (times in milliseconds unless named `_s`)."""
+
+    host: str = "127.0.0.1"
+    """Interface the gateway listens on."""
+    port: int = 8765
+    """Gateway port (WebSocket, /healthz and /metrics share it)."""
+    workers: int = 2
+    """Worker processes the launcher starts."""
+    redis_url: str = ""
+    """Redis URL; empty = start an embedded redis-server under GRIZZ_HOME."""
+    db_url: str = ""
+    """Store URL (sqlite:///… or postgresql://…); empty = SQLite under GRIZZ_HOME."""
+    lease_ms: int = 30_000
+    """How long a worker's claim on a job lasts without renewal."""
+    visibility_ms: int = 45_000
+    """Idle time after which another worker reclaims a job (> lease_ms)."""
+    max_attempts: int = 3
+    """Attempts of a job (crashes included) before it is dead-lettered."""
+    max_deliveries: int = 5
+    """Backstop: deliveries of one stream entry before it is dead-lettered."""
+    backoff_ms: int = 2_000
+    """Retry delay base: attempt n waits up to base x 2^(n-1) (full jitter)."""
+    backoff_cap_ms: int = 60_000
+    max_queue_depth: int = 1_000
+    """Unfinished jobs past which new messages are refused with `busy`."""
+    max_active_per_user: int = 2
+    """Unfinished jobs one user may have at once."""
+    rate_per_minute: float = 20.0
+    """Messages per minute per user (token bucket refill)."""
+    rate_burst: int = 5
+    """Token bucket size: messages a user may send back to back."""
+    max_frame_bytes: int = 256 * 1024
+    max_message_chars: int = 32_000
+    max_pull: int = 500
+    """Largest `limit` a pull may ask for."""
+    max_push: int = 500
+    """Most changes one push may carry."""
+    ping_interval_s: float = 20.0
+    ping_timeout_s: float = 20.0
+    idle_timeout_s: float = 300.0
+    """Close a connection that sent no frame for this long."""
+    auth_timeout_s: float = 10.0
+    """Time a header-less connection has to send its `hello`."""
+    out_ttl_s: int = 3_600
+    """How long a finished job's output stream stays readable for resume."""
+    jobs_maxlen: int = 100_000
+    dlq_maxlen: int = 10_000
+    worker_concurrency: int = 16
+    """Jobs one worker process runs at once."""
+    block_ms: int = 1_000
+    """Longest XREADGROUP block; also the retry-promotion period."""
+    heartbeat_ms: int = 2_000
+    shutdown_grace_s: float = 10.0
+    """How long a stopping worker lets running replies finish."""
+    restart_limit: int = 5
+    """Crashes of one process within a minute before the launcher gives up."""
+    log_dir: str = ""
+    """Directory of the per-process JSON logs; empty = GRIZZ_HOME/server/logs."""
+
+    def env(self) -> dict[str, str]:
+        """These settings as environment variables, for child processes."""
+        return {
+            ENV_PREFIX + f.name.upper(): str(getattr(self, f.name))
+            for f in dataclasses.fields(self)
+        }
+
+    def logs_path(self) -> Path:
+        return Path(self.log_dir) if self.log_dir else server_dir() / "logs"
+
+
+def server_dir() -> Path:
+    """grizz-server's own files (logs, embedded Redis) under the data dir."""
+    return paths.data_dir() / "server"
+
+
+def load_server_settings(
+    overrides: Mapping[str, Any] | None = None, *, env: Mapping[str, str] | None = None
+) -> ServerSettings:
+    """Resolve settings: `overrides` (flags, None = unset) > env > default.
+
+    Raises:
+        ConfigError: a value has the wrong type.
+    """
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    for spec in dataclasses.fields(ServerSettings):
+        kind = type(spec.default)
+        raw: Any = env.get(ENV_PREFIX + spec.name.upper())
+        if spec.name == "redis_url" and not raw:
+            raw = env.get("REDIS_URL")
+        where = f"${ENV_PREFIX}{spec.name.upper()}"
+        if overrides and overrides.get(spec.name) is not None:
+            raw, where = overrides[spec.name], f"--{spec.name.replace('_', '-')}"
+        if raw is None or raw == "":
+            continue
+        try:
+            values[spec.name] = kind(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"Server setting {where} must be {kind.__name__}, got {raw!r}."
+            ) from None
+    settings = ServerSettings(**values)
+    if settings.visibility_ms <= settings.lease_ms:
+        raise ConfigError(
+            "visibility_ms must be larger than lease_ms, or live jobs would be "
+            "reclaimed."
+        )
+    return settings

@@ -1,0 +1,1 @@
+"""Worker processes: read jobs, stream replies with the companion core, persist, ack."""

@@ -1,0 +1,252 @@
+"""The job queue against a real Redis: admission, fencing, reclaim, retry, DLQ."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import uuid
+
+from redis.asyncio import Redis
+
+from grizz_server import keys
+from grizz_server.queue.jobs import (
+    Attempt,
+    Delivery,
+    JobQueue,
+    job_id_for,
+    reply_id_for,
+)
+from grizz_server.settings import ServerSettings
+
+
+async def _enqueue(queue: JobQueue, user: str = "u1") -> str:
+    message_id = str(uuid.uuid4())
+    job_id = job_id_for(user, message_id)
+    assert (await queue.admit(user, job_id)).status == "ok"
+    status, _ = await queue.enqueue(
+        job_id=job_id,
+        user_id=user,
+        message_id=message_id,
+        reply_id=reply_id_for(job_id),
+        conversation_id="conv",
+        tz="UTC",
+    )
+    assert status == "queued"
+    return job_id
+
+
+async def _out(redis: Redis, job_id: str) -> list[tuple[int, str, str]]:
+    entries = await redis.xrange(keys.job_out(job_id))
+    return [
+        (int(f[b"a"]), f[b"k"].decode(), f.get(b"t", b"").decode()) for _, f in entries
+    ]
+
+
+async def _begin_one(queue: JobQueue) -> Attempt:
+    deliveries = await queue.read(1, 100)
+    assert len(deliveries) == 1
+    attempt = await queue.begin(deliveries[0])
+    assert isinstance(attempt, Attempt), attempt
+    return attempt
+
+
+def _other(queue: JobQueue, name: str = "other") -> JobQueue:
+    return JobQueue(queue.redis, queue.settings, consumer=name)
+
+
+async def test_happy_path_streams_and_closes_the_job(
+    queue: JobQueue, aredis: Redis
+) -> None:
+    job_id = await _enqueue(queue)
+    attempt = await _begin_one(queue)
+    assert attempt.attempt == 1 and attempt.reply_id == reply_id_for(job_id)
+    assert await queue.append(attempt, "chunk", "Hel")
+    assert await queue.append(attempt, "chunk", "lo")
+    assert await queue.finish(attempt, {"id": attempt.reply_id, "content": "Hello"})
+    kinds = [(a, k) for a, k, _ in await _out(aredis, job_id)]
+    assert kinds == [(1, "start"), (1, "chunk"), (1, "chunk"), (1, "done")]
+    pending = await aredis.xpending(keys.JOBS, keys.GROUP)
+    assert pending["pending"] == 0
+    assert await aredis.xlen(keys.JOBS) == 0
+    assert await aredis.zcard(keys.INFLIGHT) == 0
+    assert await aredis.ttl(keys.job_out(job_id)) > 0
+    assert await aredis.hget(keys.job_info(job_id), "state") == b"done"
+
+
+async def test_the_same_message_is_one_job(queue: JobQueue) -> None:
+    job_id = await _enqueue(queue)
+    assert (await queue.admit("u1", job_id)).status == "exists"
+    status, _ = await queue.enqueue(
+        job_id=job_id,
+        user_id="u1",
+        message_id="m",
+        reply_id="r",
+        conversation_id="c",
+        tz="",
+    )
+    assert status == "exists"
+    assert len(await queue.read(10, 50)) == 1
+
+
+async def test_a_zombie_is_fenced_after_reclaim(queue: JobQueue, aredis: Redis) -> None:
+    job_id = await _enqueue(queue)
+    zombie = await _begin_one(queue)
+    assert await queue.append(zombie, "chunk", "old ")
+    other = _other(queue)
+    assert (
+        await other.reclaim(10) == []
+    )  # not idle long enough: a live job is not stolen
+    await asyncio.sleep(queue.settings.visibility_ms / 1000 + 0.1)
+    reclaimed = await other.reclaim(10)
+    assert [d.job_id for d in reclaimed] == [job_id]
+    second = await other.begin(reclaimed[0])
+    assert isinstance(second, Attempt) and second.attempt == 2
+    assert not await queue.append(zombie, "chunk", "zombie text")
+    assert not await queue.extend(zombie)
+    assert not await queue.finish(zombie, {"content": "zombie"})
+    assert await queue.fail(zombie, code="x", reason="x", retryable=True) == "fenced"
+    assert await other.append(second, "chunk", "new")
+    assert await other.finish(second, {"content": "new"})
+    out = await _out(aredis, job_id)
+    assert [(a, k) for a, k, _ in out] == [
+        (1, "start"),
+        (1, "chunk"),
+        (2, "restart"),
+        (2, "chunk"),
+        (2, "done"),
+    ]
+    assert "zombie" not in str(out)
+
+
+async def test_extend_keeps_a_live_job_from_being_reclaimed(queue: JobQueue) -> None:
+    await _enqueue(queue)
+    live = await _begin_one(queue)
+    other = _other(queue)
+    for _ in range(6):  # 6 x 200 ms is well past the 700 ms visibility timeout
+        await asyncio.sleep(0.2)
+        assert await queue.extend(live)
+        assert await other.reclaim(10) == []
+
+
+async def test_release_hands_the_job_back_at_once(queue: JobQueue) -> None:
+    job_id = await _enqueue(queue)
+    first = await _begin_one(queue)
+    assert await queue.release(first)
+    reclaimed = await _other(queue).reclaim(10)
+    assert [d.job_id for d in reclaimed] == [job_id]
+
+
+async def test_retries_with_backoff_then_dead_letters(
+    queue: JobQueue, aredis: Redis
+) -> None:
+    job_id = await _enqueue(queue)
+    outcomes = []
+    for _ in range(3):
+        deliveries: list[Delivery] = []
+        for _ in range(50):
+            await queue.promote()
+            deliveries = await queue.read(1, 50)
+            if deliveries:
+                break
+        attempt = await queue.begin(deliveries[0])
+        assert isinstance(attempt, Attempt)
+        outcomes.append(
+            await queue.fail(
+                attempt, code="job_failed", reason="HTTP 500", retryable=True
+            )
+        )
+    assert outcomes == ["retry", "retry", "dead"]
+    dead = await aredis.xrange(keys.DLQ)
+    assert len(dead) == 1 and dead[0][1][b"job"].decode() == job_id
+    assert dead[0][1][b"attempts"] == b"3"
+    out = await _out(aredis, job_id)
+    assert [k for _, k, _ in out] == [
+        "start",
+        "retry",
+        "restart",
+        "retry",
+        "restart",
+        "error",
+    ]
+    assert await aredis.zcard(keys.INFLIGHT) == 0
+    assert await aredis.zcard(keys.user_active("u1")) == 0
+    assert (await aredis.xpending(keys.JOBS, keys.GROUP))["pending"] == 0
+
+
+async def test_unrecoverable_errors_skip_retries(
+    queue: JobQueue, aredis: Redis
+) -> None:
+    await _enqueue(queue)
+    attempt = await _begin_one(queue)
+    assert (
+        await queue.fail(attempt, code="job_failed", reason="bad key", retryable=False)
+        == "dead"
+    )
+    assert await aredis.xlen(keys.DLQ) == 1
+
+
+async def test_delivery_count_backstop(
+    aredis: Redis, fast_settings: ServerSettings
+) -> None:
+    settings = dataclasses.replace(fast_settings, max_deliveries=1)
+    queue = JobQueue(aredis, settings, consumer="a")
+    await queue.ensure_group()
+    job_id = await _enqueue(queue)
+    assert (
+        len(await queue.read(1, 50)) == 1
+    )  # delivered, then the worker "dies" silently
+    await asyncio.sleep(settings.visibility_ms / 1000 + 0.1)
+    other = _other(queue)
+    reclaimed = await other.reclaim(10)
+    assert await other.begin(reclaimed[0]) == "dead"
+    assert (await aredis.xrange(keys.DLQ))[0][1][b"job"].decode() == job_id
+
+
+async def test_stale_redelivery_of_a_finished_job_is_dropped(queue: JobQueue) -> None:
+    await _enqueue(queue)
+    deliveries = await queue.read(1, 50)
+    attempt = await queue.begin(deliveries[0])
+    assert isinstance(attempt, Attempt)
+    assert await queue.finish(attempt, {})
+    assert await queue.begin(deliveries[0]) in ("stale", "gone")
+
+
+async def test_backpressure_refuses_past_the_queue_depth(
+    aredis: Redis, fast_settings: ServerSettings
+) -> None:
+    settings = dataclasses.replace(
+        fast_settings, max_queue_depth=2, max_active_per_user=10
+    )
+    queue = JobQueue(aredis, settings)
+    await queue.ensure_group()
+    await _enqueue(queue, "a")
+    await _enqueue(queue, "b")
+    assert (await queue.admit("c", str(uuid.uuid4()))).status == "busy"
+
+
+async def test_per_user_concurrency_and_rate(
+    aredis: Redis, fast_settings: ServerSettings
+) -> None:
+    settings = dataclasses.replace(fast_settings, max_active_per_user=1)
+    queue = JobQueue(aredis, settings)
+    await _enqueue(queue, "a")
+    assert (await queue.admit("a", str(uuid.uuid4()))).status == "too_many"
+    assert (await queue.admit("b", str(uuid.uuid4()))).status == "ok"
+    settings = dataclasses.replace(
+        fast_settings, rate_burst=2, rate_per_minute=1, max_active_per_user=100
+    )
+    queue = JobQueue(aredis, settings)
+    assert (await queue.admit("r", str(uuid.uuid4()))).status == "ok"
+    assert (await queue.admit("r", str(uuid.uuid4()))).status == "ok"
+    refused = await queue.admit("r", str(uuid.uuid4()))
+    assert refused.status == "rate" and 0 < refused.retry_after_ms <= 60_000
+
+
+async def test_a_failed_reservation_is_given_back(
+    queue: JobQueue, aredis: Redis
+) -> None:
+    job_id = str(uuid.uuid4())
+    assert (await queue.admit("u", job_id)).status == "ok"
+    assert await aredis.zcard(keys.INFLIGHT) == 1
+    await queue.release_reservation("u", job_id)
+    assert await aredis.zcard(keys.INFLIGHT) == 0
