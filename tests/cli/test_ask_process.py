@@ -1,4 +1,4 @@
-"""The installed `grizz` as a real process: TTY vs pipe, broken pipe, Ctrl-C, imports."""
+"""The installed `grizz` as a process: TTY vs pipe, broken pipe, Ctrl-C, imports."""
 
 from __future__ import annotations
 

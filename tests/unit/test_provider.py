@@ -121,7 +121,7 @@ async def test_unreachable_host_is_one_sentence() -> None:
 
 async def test_timeout(fake_openai: FakeOpenAI) -> None:
     fake_openai.enqueue(Hang(3))
-    with pytest.raises(ProviderError, match="did not answer within 0.5 s"):
+    with pytest.raises(ProviderError, match=r"did not answer within 0\.5 s"):
         await collect(make(fake_openai, timeout=0.5))
 
 
