@@ -23,7 +23,7 @@ def _database() -> Iterator[Any]:
 
     try:
         db = open_database()
-        with translate_errors(db.conn.execute("PRAGMA database_list").fetchone()[2]):
+        with translate_errors(db.path):
             yield db
     except GrizzError as exc:
         typer.echo(f"grizz: {exc}", err=True)

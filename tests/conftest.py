@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlite_utils import Database
 
+from grizz_tui.store.db import Database
 from tests.fakes.openai_server import FakeOpenAI
 
 ISOLATED_ENV = (

@@ -13,9 +13,7 @@ import os
 import uuid
 from typing import Any
 
-from sqlite_utils import Database
-
-from grizz_tui.store.db import writing
+from grizz_tui.store.db import Database, writing
 from grizz_tui.store.models import (
     Attachment,
     Conversation,
@@ -117,9 +115,10 @@ def add_message(
         "deleted": 0,
     }
     with writing(db):
-        db.table("messages").insert(row)
+        db.insert("messages", row)
         for att in attachments or []:
-            db.table("attachments").insert(
+            db.insert(
+                "attachments",
                 {
                     "id": att.id,
                     "message_id": row["id"],
@@ -129,7 +128,7 @@ def add_message(
                     "sha256": att.sha256,
                     "content": att.content,
                     "created_at": now,
-                }
+                },
             )
         db.execute(
             "UPDATE conversations SET updated_at = ? WHERE id = ?",

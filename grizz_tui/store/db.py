@@ -3,22 +3,62 @@
 `open_database` sets WAL mode and a busy timeout (so two `grizz` processes can
 write the same file), applies pending migrations under an inter-process file
 lock, and turns "not a database" / "corrupt" into one clear `StoreError`.
+
+`Database` is a thin layer over `sqlite3` (rows as dicts, named inserts).
+sqlite-utils runs the migrations (`Migrations`, `enable_fts`) but is imported
+only when the schema is behind: its import costs ~0.2 s, a quarter of the
+`grizz ask` budget (docs/benchmarks.md).
+
+Must not import: textual, httpx, rich, the core.
 """
 
 from __future__ import annotations
 
 import contextlib
+import secrets
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-
-from sqlite_utils import Database
+from typing import Any
 
 from grizz_tui import paths
 from grizz_tui.errors import StoreError
-from grizz_tui.store.migrations import migrations
+from grizz_tui.store.schema import MIGRATION_NAMES, MIGRATION_SET
 
 BUSY_TIMEOUT_MS = 10_000
+
+
+class Database:
+    """A SQLite connection with dict rows; write through `writing(db)`."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self.conn = conn
+        self.path = path
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> Iterator[dict[str, Any]]:
+        cursor = self.conn.execute(sql, params)
+        names = [d[0] for d in cursor.description or ()]
+        for row in cursor:
+            yield dict(zip(names, row, strict=True))
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        return self.conn.execute(sql, params)
+
+    def insert(
+        self, table: str, row: dict[str, Any], *, ignore: bool = False, upsert: str = ""
+    ) -> None:
+        """INSERT `row`; `ignore` skips duplicates, `upsert=pk` updates on conflict."""
+        cols = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        verb = "INSERT OR IGNORE" if ignore else "INSERT"
+        sql = f"{verb} INTO {table} ({cols}) VALUES ({marks})"
+        if upsert:
+            sets = ", ".join(f"{c} = excluded.{c}" for c in row if c != upsert)
+            sql += f" ON CONFLICT({upsert}) DO UPDATE SET {sets}"
+        self.conn.execute(sql, list(row.values()))
+
+    def close(self) -> None:
+        self.conn.close()
 
 
 def open_database(path: Path | None = None, *, migrate: bool = True) -> Database:
@@ -37,7 +77,10 @@ def open_database(path: Path | None = None, *, migrate: bool = True) -> Database
         # BEGIN IMMEDIATE (see `writing`), so another process's lock makes us
         # wait on the busy timeout instead of failing with "database is locked".
         conn = sqlite3.connect(
-            path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
+            path,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            isolation_level=None,
+            check_same_thread=False,
         )
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA foreign_keys = ON")
@@ -45,12 +88,10 @@ def open_database(path: Path | None = None, *, migrate: bool = True) -> Database
         if mode != "wal":  # e.g. a read-only directory; still usable, just slower
             conn.execute("PRAGMA journal_mode = DELETE")
         conn.execute("PRAGMA synchronous = NORMAL")
-        db = Database(conn)
-        if migrate and in_memory:
-            migrations.apply(db)
-        elif migrate:
-            with _migration_lock(path):
-                migrations.apply(db)
+        db = Database(conn, path)
+        if migrate and _behind(db):
+            with contextlib.nullcontext() if in_memory else _migration_lock(path):
+                _apply_migrations(db)
     except sqlite3.DatabaseError as exc:
         raise _store_error(path, exc) from None
     except OSError as exc:
@@ -58,6 +99,31 @@ def open_database(path: Path | None = None, *, migrate: bool = True) -> Database
             f"Could not open the database {path}: {exc.strerror}."
         ) from None
     return db
+
+
+def _behind(db: Database) -> bool:
+    """True when some migration has not been applied (cheap: no sqlite-utils)."""
+    try:
+        applied = {
+            row["name"]
+            for row in db.query(
+                "SELECT name FROM _sqlite_migrations WHERE migration_set = ?",
+                [MIGRATION_SET],
+            )
+        }
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return True
+        raise
+    return not set(MIGRATION_NAMES) <= applied
+
+
+def _apply_migrations(db: Database) -> None:
+    import sqlite_utils
+
+    from grizz_tui.store.migrations import migrations
+
+    migrations.apply(sqlite_utils.Database(db.conn))
 
 
 @contextlib.contextmanager
@@ -69,18 +135,27 @@ def writing(db: Database) -> Iterator[Database]:
     not apply to that upgrade). Taking the lock first makes concurrent writers
     queue politely. Nested use becomes a savepoint.
     """
-    if db.conn.in_transaction:
-        with db.atomic():
+    conn = db.conn
+    if conn.in_transaction:
+        name = f"grizz_{secrets.token_hex(8)}"
+        conn.execute(f"SAVEPOINT {name}")
+        try:
             yield db
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
+                conn.execute(f"RELEASE SAVEPOINT {name}")
+            raise
+        conn.execute(f"RELEASE SAVEPOINT {name}")
         return
-    db.conn.execute("BEGIN IMMEDIATE")
+    conn.execute("BEGIN IMMEDIATE")
     try:
         yield db
     except BaseException:
-        if db.conn.in_transaction:
-            db.conn.execute("ROLLBACK")
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
         raise
-    db.conn.execute("COMMIT")
+    conn.execute("COMMIT")
 
 
 def _store_error(path: Path, exc: sqlite3.DatabaseError) -> StoreError:
@@ -112,15 +187,10 @@ def _migration_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
-def translate_errors(path: Path | str = "the database"):  # type: ignore[no-untyped-def]
-    """Context manager: re-raise `sqlite3.DatabaseError` as `StoreError`."""
-    return _Translate(Path(path))
-
-
-class _Translate(contextlib.AbstractContextManager["_Translate"]):
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def __exit__(self, exc_type, exc, tb) -> None:  # type: ignore[no-untyped-def]
-        if exc is not None and isinstance(exc, sqlite3.DatabaseError):
-            raise _store_error(self.path, exc) from None
+@contextlib.contextmanager
+def translate_errors(path: Path | str = "the database") -> Iterator[None]:
+    """Re-raise `sqlite3.DatabaseError` inside the block as `StoreError`."""
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        raise _store_error(Path(path), exc) from None

@@ -10,11 +10,9 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlite_utils import Database
-
 from grizz_tui.store import conversations as conv
 from grizz_tui.store import memory as mem
-from grizz_tui.store.db import writing
+from grizz_tui.store.db import Database, writing
 from grizz_tui.store.models import (
     Attachment,
     MemoryItem,

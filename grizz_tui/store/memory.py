@@ -6,9 +6,7 @@ import json
 import uuid
 from typing import Any
 
-from sqlite_utils import Database
-
-from grizz_tui.store.db import writing
+from grizz_tui.store.db import Database, writing
 from grizz_tui.store.models import MemoryItem, utc_now
 from grizz_tui.store.search import fts_query
 
@@ -36,7 +34,7 @@ def add_memory(
         "updated_at": now,
     }
     with writing(db):
-        db.table("memory").insert(row)
+        db.insert("memory", row)
     return MemoryItem.from_row(row)
 
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
-migrations = Migrations("grizz")
+from grizz_tui.store.schema import MIGRATION_SET
+
+migrations = Migrations(MIGRATION_SET)
 
 SYNCED_TABLES = ("conversations", "messages", "memory")
 
@@ -123,7 +125,8 @@ def m004_add_sync_bookkeeping(db: Database) -> None:
                 BEGIN
                     INSERT INTO outbox (entity, id, changed_at)
                     VALUES ('{table}', new.id, new.updated_at)
-                    ON CONFLICT (entity, id) DO UPDATE SET changed_at = excluded.changed_at;
+                    ON CONFLICT (entity, id)
+                    DO UPDATE SET changed_at = excluded.changed_at;
                 END"""
             )
     # Everything written before sync existed still has to be pushed once.

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import re
 
-from sqlite_utils import Database
-
+from grizz_tui.store.db import Database
 from grizz_tui.store.models import SearchHit
 
 _WORD = re.compile(r"\w+", re.UNICODE)

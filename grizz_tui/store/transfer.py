@@ -10,11 +10,9 @@ import base64
 import json
 from typing import Any
 
-from sqlite_utils import Database
-
 from grizz_tui.errors import UsageError
 from grizz_tui.store import conversations as conv
-from grizz_tui.store.db import writing
+from grizz_tui.store.db import Database, writing
 from grizz_tui.store.models import MemoryItem, Message, Role, utc_now
 
 FORMAT = "grizz-export"
@@ -112,8 +110,9 @@ def _import_conversation(
 ) -> None:
     existing = conv.get_conversation(db, c["day"])
     if existing is None:
-        db.table("conversations").insert(
-            {k: c[k] for k in ("id", "day", "tz", "title", "created_at", "updated_at")}
+        db.insert(
+            "conversations",
+            {k: c[k] for k in ("id", "day", "tz", "title", "created_at", "updated_at")},
         )
         counts["conversations"] += 1
     conv_id = existing.id if existing else c["id"]
@@ -127,15 +126,17 @@ def _import_conversation(
         )
         if conv.get_message(db, message.id) is not None:
             continue
-        db.table("messages").insert(
+        db.insert(
+            "messages",
             {
                 **message.to_dict(),
                 "metadata": json.dumps(message.metadata),
                 "deleted": int(message.deleted),
-            }
+            },
         )
         for a in m.get("attachments", []):
-            db.table("attachments").insert(
+            db.insert(
+                "attachments",
                 {
                     "id": a["id"],
                     "message_id": message.id,
@@ -158,12 +159,13 @@ def _import_memory(db: Database, item: dict[str, Any]) -> int:
     rows = list(db.query("SELECT updated_at, id FROM memory WHERE id = ?", [note.id]))
     if rows and (rows[0]["updated_at"], rows[0]["id"]) >= (note.updated_at, note.id):
         return 0
-    db.table("memory").upsert(
+    db.insert(
+        "memory",
         {
             **note.to_dict(),
             "properties": json.dumps(note.properties),
             "deleted": int(note.deleted),
         },
-        pk="id",
+        upsert="id",
     )
     return 1

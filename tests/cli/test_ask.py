@@ -6,12 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-from sqlite_utils import Database
 from typer.testing import CliRunner
 
 from grizz_tui import paths
 from grizz_tui.cli import app
-from grizz_tui.store.db import open_database
+from grizz_tui.store.db import Database, open_database
 from tests.fakes.openai_server import FakeOpenAI, HttpError, RawSSE, Text
 
 

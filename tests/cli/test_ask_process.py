@@ -11,9 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from sqlite_utils import Database
-
 from grizz_tui import paths
+from grizz_tui.store.db import open_database
 from tests.fakes.openai_server import FakeOpenAI, Text
 
 GRIZZ = str(Path(sys.executable).parent / "grizz")
@@ -25,7 +24,7 @@ def env(**extra: str) -> dict[str, str]:
 
 
 def rows() -> list[dict[str, object]]:
-    db = Database(paths.db_path())
+    db = open_database(paths.db_path())
     return list(db.query("SELECT role, content, status FROM messages ORDER BY rowid"))
 
 

@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-from sqlite_utils import Database
 
 from grizz_tui.core import days
 from grizz_tui.core.provider import OpenAICompatProvider, TextDelta
@@ -20,6 +19,7 @@ from grizz_tui.core.session import (
 from grizz_tui.errors import ProviderError
 from grizz_tui.store import conversations as conv
 from grizz_tui.store import memory as mem
+from grizz_tui.store.db import Database
 from grizz_tui.store.local import LocalChatStore
 from grizz_tui.store.models import Role, Status
 from tests.fakes.openai_server import FakeOpenAI, HttpError, Text, ToolCalls

@@ -10,12 +10,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from sqlite_utils import Database
+import sqlite_utils
 
 from grizz_tui.errors import StoreError
 from grizz_tui.store import conversations as conv
 from grizz_tui.store import memory as mem
-from grizz_tui.store.db import open_database
+from grizz_tui.store.db import Database, open_database
 from grizz_tui.store.migrations import migrations
 from grizz_tui.store.models import Role, Status
 from grizz_tui.store.search import fts_query, search
@@ -36,7 +36,7 @@ def test_database_is_wal_with_busy_timeout(db: Database) -> None:
 
 def test_upgrade_from_first_schema_version(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
-    old = Database(path)
+    old = sqlite_utils.Database(path)
     migrations.apply(old, stop_before="m002_add_search")
     old.execute(
         "INSERT INTO conversations VALUES ('c1', '2026-01-01', 'UTC', '', 't', 't')"
@@ -54,7 +54,7 @@ def test_upgrade_from_first_schema_version(tmp_path: Path) -> None:
     old.close()
 
     db = open_database(path)
-    assert [m.name for m in migrations.pending(db)] == []
+    assert migrations.pending(sqlite_utils.Database(db.conn)) == []
     assert [h.id for h in search(db, "pancakes")] == ["m1"]
     assert mem.search_memory(db, "salmon")[0].id == "n1"
     outbox = {(r["entity"], r["id"]) for r in db.query("SELECT * FROM outbox")}
@@ -90,7 +90,7 @@ def test_two_processes_write_concurrently(tmp_path: Path) -> None:
         f"""
         import sys
         from pathlib import Path
-        from grizz_tui.store.db import open_database
+        from grizz_tui.store.db import Database, open_database
         from grizz_tui.store import conversations as conv
         from grizz_tui.store.models import Role
         db = open_database(Path({str(path)!r}))
@@ -196,3 +196,9 @@ def test_json_export_round_trips(db: Database, tmp_path: Path) -> None:
     again = json.loads(json.dumps(export_data(other)))
     data.pop("exported_at"), again.pop("exported_at")
     assert again == data
+
+
+def test_schema_names_match_registered_migrations() -> None:
+    from grizz_tui.store.schema import MIGRATION_NAMES
+
+    assert tuple(m.name for m in migrations._migrations) == MIGRATION_NAMES
