@@ -1,0 +1,256 @@
+"""`GrizzApp`: the thin Textual app that hosts the screens, and `make_app`.
+
+The app receives its collaborators (a `Backend` holding settings, store and
+session) through `make_app`, which the tests reuse. It applies the theme and
+key bindings from the config file, persists theme changes, and offers every
+action in the command palette.
+
+Must not import: httpx, the store or the core at module level.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from textual.app import App, SystemCommand
+
+from grizz_tui.config import Settings, load_settings
+from grizz_tui.errors import GrizzError
+from grizz_tui.tui.backend import Backend
+from grizz_tui.tui.screens.chat import ChatScreen
+
+if TYPE_CHECKING:
+    from textual.screen import Screen
+
+# Binding ids the config file can remap under [tui.keys]; see help screen.
+KEY_IDS = (
+    "cancel",
+    "regenerate",
+    "edit_last",
+    "days",
+    "search",
+    "memory",
+    "attach",
+    "help",
+    "settings",
+    "undo_memory",
+    "message.copy",
+    "message.copy_code",
+    "message.delete",
+    "message.edit",
+)
+
+
+class GrizzApp(App[int]):
+    """Grizz in the terminal: today's conversation, memory, search, days."""
+
+    CSS_PATH = "grizz.tcss"
+    TITLE = "Grizz"
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        day: str | None = None,
+        animate: bool = True,
+        on_first_frame: Callable[[GrizzApp], None] | None = None,
+    ) -> None:
+        super().__init__()
+        self.backend = backend
+        self.start_day = day
+        self.animate = animate
+        """False in tests and snapshots: no cursor blink, no moving dots."""
+        self.on_first_frame = on_first_frame
+        self._first_frame_seen = False
+        if not animate:
+            self.animation_level = "none"
+
+    @property
+    def settings(self) -> Settings:
+        return self.backend.settings
+
+    @property
+    def chat(self) -> ChatScreen:
+        """The chat screen (the bottom of the screen stack)."""
+        return self._chat
+
+    def get_default_screen(self) -> Screen:  # type: ignore[type-arg]
+        self._chat = ChatScreen(day=self.start_day)
+        return self._chat
+
+    def on_mount(self) -> None:
+        if self.settings.tui_theme in self.available_themes:
+            self.theme = self.settings.tui_theme
+        self.theme_changed_signal.subscribe(self, self._save_theme)
+        self.set_keymap(keymap_from(self.settings))
+
+    def first_frame_shown(self) -> None:
+        if not self._first_frame_seen:
+            self._first_frame_seen = True
+            if self.on_first_frame is not None:
+                self.on_first_frame(self)
+
+    def _save_theme(self, theme: object) -> None:
+        from grizz_tui.config import set_value
+
+        name = getattr(theme, "name", str(theme))
+        if name == self.settings.tui_theme:
+            return
+        try:
+            set_value("tui.theme", name)
+        except GrizzError as exc:
+            self.notify(str(exc), title="Theme not saved", severity="warning")
+
+    async def on_unmount(self) -> None:
+        await self.backend.aclose()
+
+    # -- screens ---------------------------------------------------------------
+    def open_setup(self, *, first_run: bool) -> None:
+        from grizz_tui.tui.screens.setup import SetupScreen
+
+        if any(s.id == "setup" for s in self.screen_stack):
+            return
+
+        def saved(ok: bool | None) -> None:
+            if ok:
+                self.run_worker(self._reload_settings(), group="settings")
+
+        screen = SetupScreen(
+            self.settings, first_run=first_run, local_ok=local_provider_available()
+        )
+        self.push_screen(screen, saved)
+
+    async def _reload_settings(self) -> None:
+        try:
+            await self.backend.reload()
+        except GrizzError as exc:
+            self.notify(str(exc), title="Settings", severity="error")
+            return
+        self.chat.status.provider = self.backend.provider_label()
+
+    def open_memory(self, *, focus_id: str | None = None) -> None:
+        from grizz_tui.tui.screens.memory import MemoryScreen
+
+        self.push_screen(MemoryScreen(self.backend.db, focus_id=focus_id))
+
+    # -- palette and help ------------------------------------------------------
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:  # type: ignore[type-arg]
+        chat = self.chat
+        if screen is chat:
+            yield SystemCommand(
+                "Stop reply",
+                "Stop Grizz's reply; the partial text is kept",
+                chat.action_cancel,
+            )
+            yield SystemCommand(
+                "Regenerate", "Answer your last message again", chat.action_regenerate
+            )
+            yield SystemCommand(
+                "Edit last message",
+                "Change your last message and resend it",
+                chat.action_edit_last,
+            )
+            yield SystemCommand(
+                "Copy last reply",
+                "Copy Grizz's last reply (OSC 52)",
+                chat.action_copy_last,
+            )
+            yield SystemCommand(
+                "Copy last code block",
+                "Copy a code block of the last reply",
+                lambda: chat.action_copy_last(code=True),
+            )
+            yield SystemCommand(
+                "Attach image",
+                "Send a picture with your next message",
+                chat.action_attach,
+            )
+            yield SystemCommand(
+                "Undo memory change",
+                "Undo what Grizz just remembered or forgot",
+                chat.action_undo_memory,
+            )
+            yield SystemCommand("Go to day", "Read an earlier day", chat.action_days)
+            yield SystemCommand("Today", "Back to today's conversation", self._go_today)
+            yield SystemCommand(
+                "Search", "Search all days and memory", chat.action_search
+            )
+            yield SystemCommand(
+                "Memory", "See and edit what Grizz remembers", chat.action_memory
+            )
+        yield SystemCommand(
+            "Settings",
+            "Provider, model and API key",
+            lambda: self.open_setup(first_run=False),
+        )
+        yield SystemCommand("Help", "All key bindings", self._help)
+        yield from super().get_system_commands(screen)
+
+    def _go_today(self) -> None:
+        chat = self.chat
+        if chat.today:
+            self.run_worker(chat.load_day(chat.today), group="load", exclusive=True)
+
+    def _help(self) -> None:
+        from grizz_tui.tui.screens.help import HelpScreen
+
+        self.push_screen(HelpScreen(self.binding_rows()))
+
+    def binding_rows(self) -> list[tuple[str, str, str]]:
+        """(keys, description, where) for every binding, as remapped."""
+        from grizz_tui.tui.screens.memory import MemoryScreen
+        from grizz_tui.tui.widgets.message_view import MessageView
+
+        rows = [
+            ("enter", "Send your message", "composer"),
+            (self.settings.tui_newline_key, "New line in your message", "composer"),
+            ("up", "Edit your last message (composer empty)", "composer"),
+            ("ctrl+p", "Command palette: every action", "everywhere"),
+            ("ctrl+q", "Quit", "everywhere"),
+        ]
+        for where, bindings in (
+            ("chat", ChatScreen.BINDINGS),
+            ("focused message", MessageView.BINDINGS),
+            ("memory", MemoryScreen.BINDINGS),
+        ):
+            for binding in bindings:
+                key = self._keymap.get(binding.id or "", binding.key)  # type: ignore[union-attr]
+                rows.append((key, binding.description or binding.action, where))  # type: ignore[union-attr]
+        return rows
+
+
+def keymap_from(settings: Settings) -> dict[str, str]:
+    """{binding id: keys} from the `tui.keys.*` settings that differ from default."""
+    keymap: dict[str, str] = {}
+    for binding_id in KEY_IDS:
+        attr = "tui_keys_" + binding_id.replace(".", "_")
+        keys = getattr(settings, attr, "")
+        if keys:
+            keymap[binding_id] = keys
+    return keymap
+
+
+def local_provider_available() -> bool:
+    """True when the core's `make_provider` knows `provider = "local"`."""
+    from grizz_tui.core import setup
+
+    return bool(getattr(setup, "LOCAL_PROVIDER", False))
+
+
+def make_app(
+    settings: Settings | None = None,
+    *,
+    db_path: Path | None = None,
+    day: str | None = None,
+    animate: bool = True,
+    on_first_frame: Callable[[GrizzApp], None] | None = None,
+) -> GrizzApp:
+    """Build the app with its collaborators; `grizz` and the tests use this.
+
+    Raises:
+        ConfigError: the config file or environment is invalid.
+    """
+    backend = Backend(settings or load_settings(), db_path=db_path)
+    return GrizzApp(backend, day=day, animate=animate, on_first_frame=on_first_frame)

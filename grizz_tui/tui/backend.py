@@ -1,0 +1,191 @@
+"""The app's collaborators, built lazily so the first frame needs none of them.
+
+`Backend` owns the settings, the local database and the `ChatSession`. The
+store (sqlite-utils, ~0.1 s of imports) is opened just after the first paint;
+the provider (httpx) is built on first send, or in the background once the
+day is on screen. Nothing here touches the network until a message is sent or
+the setup screen tests a connection.
+
+Must not import: textual; httpx/openai/the store at module level (start-up
+cost, checked by tests/tui/test_startup.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from grizz_tui.config import Settings, load_settings
+from grizz_tui.errors import ConfigError, GrizzError
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
+
+    from grizz_tui.core.provider import Provider
+    from grizz_tui.core.session import ChatSession
+    from grizz_tui.store.local import LocalChatStore
+
+
+class Backend:
+    """Settings, database and session for one app run."""
+
+    def __init__(self, settings: Settings, *, db_path: Path | None = None) -> None:
+        self.settings = settings
+        self.db_path = db_path
+        self.recovered = 0
+        """Replies left `streaming` by a dead process, marked interrupted at open."""
+        self._db: Database | None = None
+        self._store: LocalChatStore | None = None
+        self._provider: Provider | None = None
+        self._session: ChatSession | None = None
+
+    # -- store ---------------------------------------------------------------
+    @property
+    def is_open(self) -> bool:
+        return self._db is not None
+
+    def open_store(self) -> None:
+        """Open (and migrate) the database; recover orphaned replies.
+
+        Raises:
+            StoreError: the database file is unusable (it is left untouched).
+        """
+        if self._db is not None:
+            return
+        from grizz_tui.store.conversations import recover_orphans
+        from grizz_tui.store.db import open_database
+        from grizz_tui.store.local import LocalChatStore
+
+        db = open_database(self.db_path)
+        self.recovered = recover_orphans(db)
+        self._db = db
+        self._store = LocalChatStore(db)
+
+    @property
+    def db(self) -> Database:
+        if self._db is None:
+            self.open_store()
+        assert self._db is not None
+        return self._db
+
+    @property
+    def store(self) -> LocalChatStore:
+        if self._store is None:
+            self.open_store()
+        assert self._store is not None
+        return self._store
+
+    # -- provider and session --------------------------------------------------
+    def provider_label(self) -> str:
+        """`model @ host` for the status bar, without building the provider."""
+        from urllib.parse import urlsplit
+
+        settings = self.settings
+        if settings.provider == "local":
+            return f"{settings.model} (local)"
+        host = urlsplit(settings.base_url).netloc or settings.base_url
+        return f"{settings.model} @ {host}"
+
+    def needs_setup(self) -> bool:
+        """True when the provider cannot work yet (a hosted API without a key).
+
+        Imports the core's setup module (httpx): call it after the first paint.
+        """
+        if self.settings.provider == "local":
+            return False
+        from grizz_tui import secrets
+        from grizz_tui.core.setup import needs_key
+
+        if not needs_key(self.settings.base_url):
+            return False
+        try:
+            return secrets.get_key(self.settings.api_key_name) is None
+        except GrizzError:
+            return True
+
+    def session(self) -> ChatSession:
+        """The chat session, building the provider on first use.
+
+        Raises:
+            ConfigError: no key for a provider that needs one.
+        """
+        if self._session is None:
+            from grizz_tui.core.setup import make_provider, make_session
+
+            provider = make_provider(self.settings)
+            self._provider = provider
+            self._session = make_session(self.settings, self.store, provider)
+        return self._session
+
+    @staticmethod
+    def import_store() -> None:
+        """Import the store's modules (sqlite-utils); run in a thread."""
+        import grizz_tui.store.local
+        import grizz_tui.store.search  # noqa: F401
+
+    @staticmethod
+    def import_core() -> None:
+        """Import the core and provider (httpx) ahead of the first send; thread."""
+        import grizz_tui.core.session
+        import grizz_tui.core.setup  # noqa: F401
+
+    async def reload(self, settings: Settings | None = None) -> None:
+        """Re-read the settings (after setup saved them) and drop the provider."""
+        self.settings = settings or load_settings()
+        await self.close_provider()
+
+    async def close_provider(self) -> None:
+        provider, self._provider, self._session = self._provider, None, None
+        if provider is not None:
+            await provider.aclose()
+
+    async def aclose(self) -> None:
+        await self.close_provider()
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+            self._store = None
+
+
+async def check_connection(settings: Settings, api_key: str | None = None) -> str:
+    """Ask the provider for a one-token reply; return a one-line success note.
+
+    `api_key` is the key typed into the setup screen (not saved yet); without
+    it the stored key is used, as `make_provider` would.
+
+    Raises:
+        GrizzError: with the provider's one-line reason (bad key, unknown
+            model, unreachable host).
+    """
+    from grizz_tui.config import replace
+    from grizz_tui.core.provider import OpenAICompatProvider, StreamEnd
+    from grizz_tui.core.setup import make_provider
+
+    probe = replace(
+        settings, max_tokens=1, max_retries=0, timeout=min(settings.timeout, 20.0)
+    )
+    provider: Provider
+    if api_key and probe.provider != "local":
+        provider = OpenAICompatProvider(
+            base_url=probe.base_url,
+            model=probe.model,
+            api_key=api_key,
+            timeout=probe.timeout,
+            max_retries=0,
+            max_tokens=1,
+        )
+    else:
+        provider = make_provider(probe)
+    model = probe.model
+    try:
+        async for event in provider.stream(
+            [{"role": "user", "content": "Say hi."}], stream=False
+        ):
+            if isinstance(event, StreamEnd) and event.model:
+                model = event.model
+    finally:
+        await provider.aclose()
+    return f"Connected: {model} answered."
+
+
+__all__ = ["Backend", "ConfigError", "check_connection"]

@@ -1,0 +1,1 @@
+"""The app's screens: chat, setup, days, search, memory, help and dialogs."""

@@ -1,0 +1,363 @@
+"""The chat screen: one day's conversation, the composer, the status bar.
+
+The first frame shows only the composer and an empty list; the store is
+opened right after it, and the provider on first send (see `tui.backend`).
+Sending runs `ChatSession.send()` in an exclusive worker; Esc cancels it and
+the session stores the partial reply as `interrupted`. Message-level actions
+(regenerate, edit, delete, copy, memory undo) live in `chat_actions.py`.
+
+Must not import: httpx, the store or the core at module level.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from textual import on, work
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.widgets import Static
+from textual.worker import Worker, WorkerState
+
+from grizz_tui.errors import ConfigError, GrizzError
+from grizz_tui.tui.messages import DayShown, ReplyEnded
+from grizz_tui.tui.screens.chat_actions import ChatActions
+from grizz_tui.tui.widgets.composer import Composer
+from grizz_tui.tui.widgets.conversation import Conversation
+from grizz_tui.tui.widgets.notices import ErrorNotice
+from grizz_tui.tui.widgets.status_bar import StatusBar
+from grizz_tui.tui.widgets.typing_indicator import TypingIndicator
+
+if TYPE_CHECKING:
+    from textual.app import ComposeResult
+
+    from grizz_tui.store.models import Attachment, Message
+    from grizz_tui.tui.app import GrizzApp
+    from grizz_tui.tui.widgets.message_view import MessageView
+
+
+@dataclass
+class ReplyJob:
+    """What the reply worker should do: send new text, or answer a stored message."""
+
+    text: str = ""
+    attachments: list[Attachment] = field(default_factory=list)
+    user_message: Message | None = None
+
+
+class ChatScreen(ChatActions, Screen[None]):
+    """Today's (or a chosen day's) conversation with Grizz."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Stop", id="cancel", tooltip="Stop Grizz's reply."),
+        Binding("ctrl+r", "regenerate", "Regenerate", id="regenerate"),
+        Binding("ctrl+l", "edit_last", "Edit last", id="edit_last"),
+        Binding("ctrl+g", "days", "Days", id="days"),
+        Binding("ctrl+f", "search", "Search", id="search"),
+        Binding("ctrl+n", "memory", "Memory", id="memory"),
+        Binding("ctrl+o", "attach", "Attach image", id="attach"),
+        Binding("f1", "help", "Help", id="help"),
+        Binding("ctrl+s", "settings", "Settings", id="settings"),
+        Binding("f6", "undo_memory", "Undo memory", id="undo_memory", show=False),
+    ]
+
+    def __init__(self, *, day: str | None = None) -> None:
+        super().__init__(id="chat")
+        self.requested_day = day
+        self.day = ""
+        """The day on screen (YYYY-MM-DD); '' until the store is open."""
+        self.today = ""
+        self.editing: Message | None = None
+        self.pending: list[Attachment] = []
+        self.reply_worker: Worker[None] | None = None
+        self._started = 0.0
+
+    @property
+    def grizz(self) -> GrizzApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="day-bar")
+        yield Conversation(id="conversation")
+        with Vertical(id="bottom"):
+            yield Vertical(id="notices")
+            yield TypingIndicator(animate=self.grizz.animate, id="typing")
+            yield Static("", id="compose-hint")
+            yield Composer(
+                id="composer",
+                newline_key=self.grizz.settings.tui_newline_key,
+                placeholder="Write to Grizz… (Enter sends)",
+                blink=self.grizz.animate,
+            )
+            yield StatusBar(id="status")
+
+    def on_mount(self) -> None:
+        self.composer.focus()
+        self.typing.display = False
+        self.query_one("#compose-hint").display = False
+        self.status.provider = self.grizz.backend.provider_label()
+        newline = self.grizz.settings.tui_newline_key
+        self.status.hints = (
+            f"Enter send · {newline} newline · ctrl+p commands · F1 help"
+        )
+        self.query_one("#day-bar", Static).update("🐻 Grizz")
+        self.call_after_refresh(self.start_up)
+
+    @property
+    def composer(self) -> Composer:
+        return self.query_one(Composer)
+
+    @property
+    def conversation(self) -> Conversation:
+        return self.query_one(Conversation)
+
+    @property
+    def status(self) -> StatusBar:
+        return self.query_one(StatusBar)
+
+    @property
+    def typing(self) -> TypingIndicator:
+        return self.query_one(TypingIndicator)
+
+    @property
+    def replying(self) -> bool:
+        return self.reply_worker is not None and self.reply_worker.is_running
+
+    # -- start-up ------------------------------------------------------------
+    @work(group="startup", exit_on_error=False)
+    async def start_up(self) -> None:
+        """After the first paint: open the store, show the day, then warm up."""
+        self.grizz.first_frame_shown()
+        backend = self.grizz.backend
+        await asyncio.to_thread(backend.import_store)
+        try:
+            backend.open_store()
+        except GrizzError as exc:
+            await self.show_error(f"{exc}")
+            return
+        if backend.recovered:
+            count = backend.recovered
+            self.notify(
+                f"{count} reply cut off last time was kept and marked interrupted.",
+                title="Recovered",
+            )
+        from grizz_tui.core.days import today
+
+        self.today = today(self.grizz.settings.timezone)
+        await self.load_day(self.requested_day or self.today)
+        await asyncio.to_thread(backend.import_core)
+        if backend.needs_setup():
+            self.grizz.open_setup(first_run=True)
+
+    async def load_day(self, day: str, *, focus_id: str | None = None) -> None:
+        """Show `day`'s conversation (only that day is read)."""
+        from grizz_tui.store import conversations as conv
+
+        db = self.grizz.backend.db
+        found = conv.get_conversation(db, day)
+        messages = conv.messages_of(db, found.id) if found is not None else []
+        files = {
+            m.id: names
+            for m in messages
+            if str(m.role) == "user"
+            and (names := [a.name for a in conv.attachments_of(db, m.id)])
+        }
+        self.day = day
+        self._show_day_bar()
+        await self.conversation.show(messages, files=files, focus_id=focus_id)
+        last_reply = next(
+            (m for m in reversed(messages) if str(m.role) == "assistant"), None
+        )
+        if last_reply is not None:
+            self.status.show_usage(last_reply.metadata.get("usage") or {})
+        self.post_message(DayShown(day, len(messages)))
+
+    def _show_day_bar(self) -> None:
+        import datetime as dt
+
+        if self.day == self.today:
+            label = "Today"
+        else:
+            label = dt.date.fromisoformat(self.day).strftime("%A %d %B %Y")
+            label += "  (reading an earlier day · Enter writes to today)"
+        self.query_one("#day-bar", Static).update(f"🐻 Grizz · {label}")
+
+    # -- sending -------------------------------------------------------------
+    @on(Composer.Submitted)
+    async def submitted(self, event: Composer.Submitted) -> None:
+        if self.replying:
+            self.notify(
+                "Grizz is still answering; Esc stops the reply.", severity="warning"
+            )
+            return
+        if not self.grizz.backend.is_open:
+            self.notify("Still opening your conversations…", severity="warning")
+            return
+        text = event.text.strip("\n")
+        if self.day != self.today:
+            await self.load_day(self.today)
+        if self.editing is not None:
+            await self.retract(self.editing)
+            self.end_edit()
+        self.composer.clear()
+        files, self.pending = self.pending, []
+        self._show_pending()
+        self.start_reply(ReplyJob(text=text, attachments=files))
+
+    def start_reply(self, job: ReplyJob) -> None:
+        for notice in self.query(ErrorNotice):
+            notice.remove()
+        self.reply_worker = self.reply(job)
+
+    @work(exclusive=True, group="reply", exit_on_error=False)
+    async def reply(self, job: ReplyJob) -> None:
+        """Stream one reply into the conversation."""
+        try:
+            session = self.grizz.backend.session()
+        except ConfigError as exc:
+            if job.user_message is None:
+                await self._store_unsent(job)
+            await self.show_error(str(exc))
+            self.grizz.open_setup(first_run=False)
+            return
+        if job.user_message is not None:
+            events = session.respond(job.user_message)
+        else:
+            events = session.send(job.text, attachments=job.attachments)
+        await self._consume(events, job)
+
+    async def _store_unsent(self, job: ReplyJob) -> None:
+        """Keep a message that could not be sent (no provider yet): never lose it."""
+        from grizz_tui.core.days import tz_name
+        from grizz_tui.store.models import Role
+
+        store = self.grizz.backend.store
+        conversation_id = await store.ensure_day(
+            self.today, tz_name(self.grizz.settings.timezone)
+        )
+        message = await store.add_message(
+            conversation_id=conversation_id,
+            role=Role.USER,
+            content=job.text,
+            attachments=job.attachments,
+        )
+        await self.conversation.add(message, files=[a.name for a in job.attachments])
+
+    async def _consume(self, events: Any, job: ReplyJob) -> None:
+        from grizz_tui.core.provider import TextDelta
+        from grizz_tui.core.session import (
+            ReplyFinished,
+            ReplyStarted,
+            ToolUsed,
+            UserMessageStored,
+        )
+
+        view: MessageView | None = None
+        error = ""
+        self._begin_typing()
+        try:
+            async for event in events:
+                if isinstance(event, TextDelta):
+                    if view is not None:
+                        await view.write(event.text)
+                elif isinstance(event, UserMessageStored):
+                    files = [a.name for a in job.attachments]
+                    await self.conversation.add(event.message, files=files)
+                    self.conversation.anchor()
+                elif isinstance(event, ReplyStarted):
+                    view = await self._start_reply_view(event.message_id)
+                elif isinstance(event, ToolUsed):
+                    await self.memory_changed(event)
+                elif isinstance(event, ReplyFinished):
+                    self.status.show_usage(event.usage)
+                    self.status.elapsed = f"{event.elapsed:.1f} s"
+        except GrizzError as exc:
+            error = str(exc)
+        finally:
+            await events.aclose()
+            self._end_typing()
+            if view is not None:
+                final = await self.grizz.backend.store.get_message(view.message.id)
+                if final is not None:
+                    await view.finish(final)
+                    self.post_message(ReplyEnded(final, error))
+        if error:
+            await self.show_error(error)
+
+    async def _start_reply_view(self, reply_id: str) -> MessageView | None:
+        message = await self.grizz.backend.store.get_message(reply_id)
+        if message is None:
+            return None
+        view = await self.conversation.add(message)
+        view.start_stream()
+        self.conversation.anchor()
+        return view
+
+    def _begin_typing(self) -> None:
+        self.typing.active = True
+        self._started = time.monotonic()
+        self.status.elapsed = ""
+        if self.grizz.animate:
+            self._clock = self.set_interval(0.2, self._tick)
+
+    def _tick(self) -> None:
+        self.status.elapsed = f"{time.monotonic() - self._started:.1f} s"
+
+    def _end_typing(self) -> None:
+        self.typing.active = False
+        clock = getattr(self, "_clock", None)
+        if clock is not None:
+            clock.stop()
+            self._clock = None
+
+    async def show_error(self, reason: str) -> None:
+        """An in-chat notice with Retry (and a toast), never a crash."""
+        notices = self.query_one("#notices")
+        for old in notices.query(ErrorNotice):
+            await old.remove()
+        await notices.mount(ErrorNotice(reason))
+        self.notify(reason, title="Grizz couldn't answer", severity="error")
+
+    @on(Worker.StateChanged)
+    async def worker_failed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR and event.worker.group in (
+            "reply",
+            "startup",
+        ):
+            error = event.worker.error
+            self._end_typing()
+            await self.show_error(f"{type(error).__name__}: {error}")
+
+    # -- cancel --------------------------------------------------------------
+    def action_cancel(self) -> None:
+        """Esc: stop the reply (partial text is kept), or leave edit mode."""
+        if self.replying and self.reply_worker is not None:
+            self.reply_worker.cancel()
+            self.notify("Stopped. The partial reply is kept, marked interrupted.")
+        elif self.editing is not None:
+            self.end_edit()
+            self.composer.clear()
+        else:
+            self.composer.focus()
+
+    def end_edit(self) -> None:
+        self.editing = None
+        self._show_pending()
+
+    def _show_pending(self) -> None:
+        hint = self.query_one("#compose-hint", Static)
+        parts = []
+        if self.editing is not None:
+            parts.append("✎ Editing your last message · Enter resends · Esc cancels")
+        if self.pending:
+            parts.append(
+                "📎 "
+                + ", ".join(a.name for a in self.pending)
+                + " (sent with your message)"
+            )
+        hint.update("\n".join(parts))
+        hint.display = bool(parts)

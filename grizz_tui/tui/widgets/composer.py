@@ -1,0 +1,81 @@
+"""The composer: a growing text area where Enter sends.
+
+Enter posts `Composer.Submitted`; the configured newline key (`tui.newline_key`,
+default Ctrl+J) inserts a line break. Many terminals send the same bytes for
+Shift+Enter and Enter, so the status bar always shows the newline key.
+
+Must not import: the store or the core.
+"""
+
+from __future__ import annotations
+
+from textual import events
+from textual.message import Message
+from textual.widgets import TextArea
+
+
+class Composer(TextArea):
+    """Where the user writes to Grizz."""
+
+    DEFAULT_CSS = """
+    Composer {
+        height: auto;
+        min-height: 3;
+        max-height: 12;
+    }
+    """
+
+    class Submitted(Message):
+        """The user pressed Enter with some text."""
+
+        def __init__(self, composer: Composer, text: str) -> None:
+            super().__init__()
+            self.composer = composer
+            self.text = text
+
+        @property
+        def control(self) -> Composer:
+            return self.composer
+
+    class EditLastRequested(Message):
+        """Up was pressed in an empty composer: edit the last message."""
+
+    def __init__(
+        self,
+        *,
+        newline_key: str = "ctrl+j",
+        placeholder: str = "",
+        blink: bool = True,
+        id: str | None = None,
+    ) -> None:
+        super().__init__(
+            id=id,
+            soft_wrap=True,
+            tab_behavior="focus",
+            show_line_numbers=False,
+            compact=True,
+            placeholder=placeholder,
+        )
+        self.cursor_blink = blink
+        self.newline_keys = {k.strip() for k in newline_key.split(",") if k.strip()}
+
+    async def _on_key(self, event: events.Key) -> None:
+        if event.key in self.newline_keys:
+            event.stop()
+            event.prevent_default()
+            start, end = self.selection
+            self._replace_via_keyboard("\n", start, end)
+            return
+        if event.key == "enter":
+            event.stop()
+            event.prevent_default()
+            text = self.text
+            if text.strip():
+                self.post_message(self.Submitted(self, text))
+            return
+        if event.key == "up" and not self.text:
+            event.stop()
+            event.prevent_default()
+            self.post_message(self.EditLastRequested())
+            return
+        await super()._on_key(event)

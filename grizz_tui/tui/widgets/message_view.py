@@ -1,0 +1,177 @@
+"""One message on the chat screen: a header line and its body.
+
+Grizz's replies are Textual `Markdown`; while a reply streams, fragments go
+through `Markdown.get_stream()` (which coalesces them and re-parses only the
+last block), and `finish()` ends with one full `update()` from the stored
+text, so what is shown is exactly what was saved (oterm #308).
+
+Must not import: the store or the core at module level.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from textual import on
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.content import Content
+from textual.message import Message as TextualMessage
+from textual.widgets import Markdown, Static
+
+if TYPE_CHECKING:
+    from textual.app import ComposeResult
+    from textual.widgets.markdown import MarkdownStream
+
+    from grizz_tui.store.models import Message
+
+BADGES = {
+    "streaming": "",
+    "interrupted": "interrupted",
+    "error": "failed",
+    "complete": "",
+}
+
+
+def code_blocks(markdown: str) -> list[str]:
+    """The contents of the fenced code blocks of a Markdown text, in order."""
+    from markdown_it import MarkdownIt
+
+    tokens = MarkdownIt("gfm-like").parse(markdown)
+    return [t.content.rstrip("\n") for t in tokens if t.type in ("fence", "code_block")]
+
+
+class MessageView(Vertical, can_focus=True):
+    """A stored message: `You` or `Grizz`, a status badge, the text."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("c", "copy", "Copy", id="message.copy", tooltip="Copy this message."),
+        Binding(
+            "k",
+            "copy_code",
+            "Copy code",
+            id="message.copy_code",
+            tooltip="Copy the next code block of this message.",
+        ),
+        Binding(
+            "d", "delete", "Delete", id="message.delete", tooltip="Delete this message."
+        ),
+        Binding(
+            "e",
+            "edit",
+            "Edit",
+            id="message.edit",
+            tooltip="Edit your last message and send it again.",
+        ),
+    ]
+
+    class Action(TextualMessage):
+        """The user asked to copy, delete or edit a message."""
+
+        def __init__(self, view: MessageView, verb: str) -> None:
+            super().__init__()
+            self.view = view
+            self.verb = verb
+
+        @property
+        def control(self) -> MessageView:
+            return self.view
+
+    def __init__(
+        self,
+        message: Message,
+        *,
+        files: list[str] | None = None,
+        highlight: bool = False,
+    ) -> None:
+        super().__init__(id=f"m-{message.id}", classes=f"message -{message.role}")
+        self.message = message
+        self.files = files or []
+        self._stream: MarkdownStream | None = None
+        self._code_index = 0
+        if highlight:
+            self.add_class("-found")
+
+    @property
+    def is_reply(self) -> bool:
+        return str(self.message.role) == "assistant"
+
+    def compose(self) -> ComposeResult:
+        yield Static(self._header(), classes="message-header")
+        if self.is_reply:
+            yield Markdown(self.message.content, classes="message-body")
+        else:
+            yield Static(Content(self.message.content), classes="message-body")
+        if self.files:
+            yield Static(
+                Content("📎 " + ", ".join(self.files)), classes="message-files"
+            )
+
+    def _header(self) -> Content:
+        who = "🐻 Grizz" if self.is_reply else "You"
+        badge = BADGES.get(str(self.message.status), "")
+        if badge:
+            return Content.assemble(
+                (who, "bold"), "  ", (f"· {badge}", "italic $warning")
+            )
+        return Content.assemble((who, "bold"))
+
+    def set_message(self, message: Message) -> None:
+        """Show a newer version of the message (status change)."""
+        self.message = message
+        self.query_one(".message-header", Static).update(self._header())
+        self.set_class(str(message.status) != "complete", "-unfinished")
+
+    @property
+    def markdown(self) -> Markdown:
+        return self.query_one(Markdown)
+
+    @property
+    def shown_source(self) -> str:
+        """The Markdown source the body currently displays."""
+        if self.is_reply:
+            return self.markdown.source
+        return self.message.content
+
+    # -- streaming -----------------------------------------------------------
+    def start_stream(self) -> None:
+        self._stream = Markdown.get_stream(self.markdown)
+
+    async def write(self, fragment: str) -> None:
+        if self._stream is not None:
+            await self._stream.write(fragment)
+
+    async def finish(self, message: Message) -> None:
+        """Stop streaming and show `message` (the stored reply) in full."""
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            await stream.stop()
+        self.set_message(message)
+        await self.markdown.update(message.content)
+
+    # -- actions -------------------------------------------------------------
+    def next_code_block(self) -> str | None:
+        """The next code block (cycling), or None when there is none."""
+        blocks = code_blocks(self.message.content)
+        if not blocks:
+            return None
+        block = blocks[self._code_index % len(blocks)]
+        self._code_index += 1
+        return block
+
+    def action_copy(self) -> None:
+        self.post_message(self.Action(self, "copy"))
+
+    def action_copy_code(self) -> None:
+        self.post_message(self.Action(self, "copy_code"))
+
+    def action_delete(self) -> None:
+        self.post_message(self.Action(self, "delete"))
+
+    def action_edit(self) -> None:
+        self.post_message(self.Action(self, "edit"))
+
+    @on(Markdown.LinkClicked)
+    def _link(self, event: Markdown.LinkClicked) -> None:
+        event.stop()
+        self.app.open_url(event.href)
