@@ -1,0 +1,163 @@
+"""`grizz-server users …` and `grizz-server tokens …`: accounts and device tokens.
+
+`grizz_server/cli.py` mounts `users_app` and `tokens_app`. Every command takes
+`--db-url` (default: `GRIZZ_SERVER_DB_URL`, else the SQLite file under
+GRIZZ_HOME). Expected failures print one line `grizz-server: …` on stderr and
+exit with the error's code. A device token is printed exactly once, alone on
+stdout (so `TOKEN=$(grizz-server tokens add …)` works), and never logged.
+
+Must not import: websockets, redis, the core, textual.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from grizz_tui.errors import GrizzError
+
+T = TypeVar("T")
+
+users_app = typer.Typer(
+    help="Add and list the people who may use this server.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+tokens_app = typer.Typer(
+    help="Issue, list and revoke device tokens (the server keeps only their hashes).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+DbUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--db-url",
+        help="sqlite:///path or postgresql://user@host/db "
+        "(default: GRIZZ_SERVER_DB_URL, else server.db under GRIZZ_HOME).",
+        show_default=False,
+    ),
+]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def _with_store(db_url: str | None, action: Callable[[Any], Awaitable[T]]) -> T:
+    """Run `action(store)` on an open store; failures become one line + exit code."""
+    from grizz_server.store import ServerStore, default_db_url
+
+    async def run() -> T:
+        store = await ServerStore.open(db_url or default_db_url(), pool_size=1)
+        try:
+            return await action(store)
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(run())
+    except GrizzError as exc:
+        typer.echo(f"grizz-server: {exc}", err=True)
+        raise typer.Exit(exc.exit_code) from None
+
+
+@users_app.command("add")
+def users_add(
+    name: Annotated[
+        str, typer.Argument(help="The user's name (letters, digits, . _ -).")
+    ],
+    db_url: DbUrl = None,
+) -> None:
+    """Create a user."""
+    user = _with_store(db_url, lambda store: store.add_user(name))
+    typer.echo(f"Added user {user.name} (id {user.id}).")
+    typer.echo(
+        f"Give a device access with: grizz-server tokens add {user.name} --device NAME",
+        err=True,
+    )
+
+
+@users_app.command("list")
+def users_list(db_url: DbUrl = None, json_output: JsonFlag = False) -> None:
+    """List users."""
+    found = _with_store(db_url, lambda store: store.list_users())
+    if json_output:
+        typer.echo(json.dumps([u.__dict__ for u in found], indent=2))
+        return
+    for user in found:
+        typer.echo(f"{user.name}  {user.id}  created {user.created_at[:19]}Z")
+    if not found:
+        typer.echo("No users yet; add one with: grizz-server users add NAME", err=True)
+
+
+@tokens_app.command("add")
+def tokens_add(
+    user: Annotated[str, typer.Argument(help="The user the device belongs to.")],
+    device: Annotated[
+        str, typer.Option("--device", help="A name for the device, e.g. laptop.")
+    ],
+    db_url: DbUrl = None,
+) -> None:
+    """Issue a token for one device and print it once."""
+    token, info = _with_store(db_url, lambda store: store.add_token(user, device))
+    typer.echo(token)
+    typer.echo(
+        f"Token {info.id} for {user}'s device '{info.device}'. It is shown only this "
+        "once: copy it now (revoke it with `grizz-server tokens revoke "
+        f"{info.id}`).",
+        err=True,
+    )
+
+
+@tokens_app.command("list")
+def tokens_list(
+    user: Annotated[str, typer.Argument(help="Whose tokens to list.")],
+    db_url: DbUrl = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """List a user's device tokens (never the tokens themselves)."""
+    found = _with_store(db_url, lambda store: store.list_tokens(user))
+    if json_output:
+        typer.echo(json.dumps([t.__dict__ for t in found], indent=2))
+        return
+    for info in found:
+        used = (
+            f"last used {info.last_used_at[:19]}Z"
+            if info.last_used_at
+            else "never used"
+        )
+        state = "  REVOKED" if info.revoked else ""
+        typer.echo(
+            f"{info.id}  {info.device}  created {info.created_at[:19]}Z  {used}{state}"
+        )
+    if not found:
+        typer.echo(f"{user} has no device tokens yet.", err=True)
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(
+    token_id: Annotated[str, typer.Argument(help="The token id (or a unique prefix).")],
+    db_url: DbUrl = None,
+) -> None:
+    """Revoke a device token: it stops working at once for new connections."""
+    from grizz_server.store.server import TOKEN_PREFIX
+
+    if token_id.startswith(TOKEN_PREFIX) or len(token_id) > 32:
+        # Never echo what may be a real token back to the terminal or a log.
+        typer.echo(
+            "grizz-server: That looks like a token, not a token id; use the id shown "
+            "by `grizz-server tokens list USER`.",
+            err=True,
+        )
+        raise typer.Exit(2)
+    revoked = _with_store(db_url, lambda store: store.revoke_token(token_id))
+    if not revoked:
+        typer.echo(f"grizz-server: No token with id '{token_id}'.", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"Revoked token {token_id}.")

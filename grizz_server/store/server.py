@@ -1,0 +1,272 @@
+"""`ServerStore`: opening the server database, users and device tokens.
+
+Device tokens are random 256-bit strings shown once; the database keeps only
+their SHA-256, so a leaked database does not leak working tokens. Nothing here
+logs or returns a token except `add_token`'s one-time return value.
+
+Must not import: the core, the provider, websockets, redis.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import uuid
+from typing import Any
+
+from sqlalchemy import select, text, update
+
+from grizz_tui import paths
+from grizz_tui.errors import StoreError, UsageError
+from grizz_tui.store.models import utc_now
+
+from .backend import Backend, RejectedData
+from .engine import create_engine, parse_url
+from .migrations import LATEST, applied_versions, migrate
+from .models import Principal, TokenInfo, User
+from .schema import tokens, users
+from .user import UserStore
+
+TOKEN_PREFIX = "grz_"
+LAST_USED_GRANULARITY = 60.0
+"""Seconds: `last_used_at` is rewritten at most this often per token."""
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+class ServerStore:
+    """The server's database: users, tokens, and per-user stores (`for_user`)."""
+
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
+
+    @classmethod
+    async def open(cls, url: str, *, pool_size: int = 8) -> ServerStore:
+        """Connect to `url` (`sqlite:///path` or `postgresql://…`) and migrate it.
+
+        Raises:
+            StoreError: one sentence saying why the database cannot be used.
+        """
+        target = parse_url(url)
+        if target.path is not None and target.path.parent == paths.data_dir():
+            paths.ensure_private_dir(target.path.parent)
+        if target.path is not None and not target.path.parent.is_dir():
+            raise StoreError(
+                f"Cannot create the database {target.path}: its directory does "
+                "not exist."
+            )
+        backend = Backend(target, create_engine(target, pool_size=pool_size))
+        try:
+            async with backend._translated():
+                await migrate(backend.reader, backend.writer)
+        except BaseException:
+            await backend.engine.dispose()
+            raise
+        return cls(backend)
+
+    @property
+    def dialect(self) -> str:
+        """`sqlite` or `postgresql`."""
+        return self._backend.dialect
+
+    async def close(self) -> None:
+        await self._backend.engine.dispose()
+
+    async def check(self) -> None:
+        """Raise `StoreError` (one sentence) unless the database answers, up to date."""
+        async with self._backend.read() as conn:
+            await conn.execute(text("SELECT 1"))
+        async with self._backend._translated():
+            versions = await applied_versions(self._backend.reader)
+        if max(versions, default=0) != LATEST:
+            raise StoreError(
+                f"The server database is at schema version {max(versions, default=0)}, "
+                f"expected {LATEST}; restart grizz-server to migrate it."
+            )
+
+    def for_user(self, user_id: str) -> UserStore:
+        """The store of one user's conversations, messages and memory."""
+        return UserStore(self._backend, user_id)
+
+    # -- users --------------------------------------------------------------
+
+    async def add_user(self, name: str) -> User:
+        """Create a user.
+
+        Raises:
+            UsageError: the name is not valid or already taken.
+        """
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            raise UsageError(
+                f"'{name}' is not a valid user name: use 1-64 letters, digits, "
+                "'.', '_' or '-', starting with a letter or digit."
+            )
+        user = User(id=str(uuid.uuid4()), name=name, created_at=utc_now())
+        try:
+            async with self._backend.write() as conn:
+                await conn.execute(
+                    users.insert().values(
+                        id=user.id, name=user.name, created_at=user.created_at, seq=0
+                    )
+                )
+        except RejectedData:
+            raise UsageError(f"A user named '{name}' already exists.") from None
+        return user
+
+    async def get_user(self, name: str) -> User | None:
+        async with self._backend.read() as conn:
+            row = (
+                await conn.execute(select(users).where(users.c.name == name))
+            ).first()
+        return _user(row._mapping) if row else None
+
+    async def list_users(self) -> list[User]:
+        async with self._backend.read() as conn:
+            rows = await conn.execute(select(users).order_by(users.c.name))
+            return [_user(row._mapping) for row in rows]
+
+    async def _require_user(self, name: str) -> User:
+        user = await self.get_user(name)
+        if user is None:
+            raise UsageError(
+                f"There is no user named '{name}'; add it with `users add`."
+            )
+        return user
+
+    # -- tokens -------------------------------------------------------------
+
+    async def add_token(self, user_name: str, device: str) -> tuple[str, TokenInfo]:
+        """Issue a device token; the plaintext is returned here and never again.
+
+        Raises:
+            UsageError: unknown user or an empty/too long device name.
+        """
+        device = (device or "").strip()
+        if not device or len(device) > 64 or not device.isprintable():
+            raise UsageError("The device name must be 1-64 printable characters.")
+        user = await self._require_user(user_name)
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        info = TokenInfo(
+            id=secrets.token_hex(6),
+            user_id=user.id,
+            device=device,
+            created_at=utc_now(),
+            last_used_at=None,
+            revoked=False,
+        )
+        async with self._backend.write() as conn:
+            await conn.execute(
+                tokens.insert().values(
+                    id=info.id,
+                    user_id=info.user_id,
+                    device=info.device,
+                    token_hash=hash_token(token),
+                    created_at=info.created_at,
+                    last_used_at=None,
+                    revoked=0,
+                )
+            )
+        return token, info
+
+    async def list_tokens(self, user_name: str) -> list[TokenInfo]:
+        """A user's tokens (revoked ones too), oldest first."""
+        user = await self._require_user(user_name)
+        async with self._backend.read() as conn:
+            rows = await conn.execute(
+                select(tokens)
+                .where(tokens.c.user_id == user.id)
+                .order_by(tokens.c.created_at, tokens.c.id)
+            )
+            return [_token(row._mapping) for row in rows]
+
+    async def revoke_token(self, token_id: str) -> bool:
+        """Revoke a token by id or unique id prefix (≥ 4 characters).
+
+        Returns:
+            True if such a token exists (it is revoked now), False if none does.
+
+        Raises:
+            UsageError: the prefix matches several tokens.
+        """
+        ref = (token_id or "").strip().lower()
+        if len(ref) < 4 or not all(c in "0123456789abcdef" for c in ref):
+            return False
+        async with self._backend.write() as conn:
+            rows = (
+                (
+                    await conn.execute(
+                        select(tokens.c.id)
+                        .where(tokens.c.id.startswith(ref, autoescape=True))
+                        .limit(2)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            if len(rows) > 1:
+                raise UsageError(
+                    f"'{token_id}' matches several tokens; give more of the id."
+                )
+            if rows:
+                await conn.execute(
+                    update(tokens).where(tokens.c.id == rows[0]).values(revoked=1)
+                )
+        return bool(rows)
+
+    async def authenticate(self, token: str) -> Principal | None:
+        """The principal a live token belongs to; None if unknown or revoked."""
+        if not isinstance(token, str) or not 16 <= len(token) <= 256:
+            return None
+        query = (
+            select(
+                tokens.c.id,
+                tokens.c.user_id,
+                tokens.c.device,
+                tokens.c.last_used_at,
+                users.c.name,
+            )
+            .join(users, users.c.id == tokens.c.user_id)
+            .where(tokens.c.token_hash == hash_token(token), tokens.c.revoked == 0)
+        )
+        async with self._backend.read() as conn:
+            row = (await conn.execute(query)).first()
+        if row is None:
+            return None
+        await self._touch(row.id, row.last_used_at)
+        return Principal(
+            user_id=row.user_id, user_name=row.name, device=row.device, token_id=row.id
+        )
+
+    async def _touch(self, token_id: str, last_used_at: str | None) -> None:
+        import datetime as dt
+
+        now = dt.datetime.now(dt.UTC)
+        if last_used_at is not None:
+            seen = dt.datetime.fromisoformat(last_used_at)
+            if (now - seen).total_seconds() < LAST_USED_GRANULARITY:
+                return
+        async with self._backend.write() as conn:
+            await conn.execute(
+                update(tokens)
+                .where(tokens.c.id == token_id)
+                .values(last_used_at=now.isoformat(timespec="microseconds"))
+            )
+
+
+def _user(row: Any) -> User:
+    return User(id=row["id"], name=row["name"], created_at=row["created_at"])
+
+
+def _token(row: Any) -> TokenInfo:
+    return TokenInfo(
+        id=row["id"],
+        user_id=row["user_id"],
+        device=row["device"],
+        created_at=row["created_at"],
+        last_used_at=row["last_used_at"],
+        revoked=bool(row["revoked"]),
+    )

@@ -1,0 +1,407 @@
+"""Sync for one user: `push` (idempotent upserts by id) and `pull` (after a cursor).
+
+Push rules, which make every device converge whatever order batches arrive in:
+- a row is identified by `(user_id, id)`; pushing the same data again changes
+  nothing and takes no change number;
+- memory notes and conversations: last writer wins on `updated_at`, ties broken
+  by comparing the rows' canonical JSON, so every server picks the same winner;
+- messages are append-only: the conversation, role and creation time of an id
+  never change; only content, status, model and metadata do (last writer wins
+  as above), and a tombstone (`deleted`) is final;
+- deletes are tombstones (`deleted = 1`), never row removals.
+A bad change is rejected with a reason and the rest of the batch still applies.
+
+Must not import: the provider, websockets, redis.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from grizz_tui.errors import UsageError
+from grizz_tui.store.models import MemoryItem, Message
+
+from .backend import Backend, RejectedData
+from .schema import ENTITY_TABLES, attachments, conversations
+from .validate import Invalid, Prepared, canonical_json, prepare
+
+MAX_BATCH = 1000
+MAX_PULL = 1000
+_ENTITY_ORDER = {"conversations": 0, "messages": 1, "memory": 2}
+_IN_CHUNK = 500
+
+Result = dict[str, Any]
+Key = tuple[str, str]
+
+
+def _result(entity: Any, change_id: Any, status: str, error: str = "") -> Result:
+    out: Result = {
+        "id": change_id if isinstance(change_id, str) else "",
+        "entity": entity if isinstance(entity, str) else "",
+        "status": status,
+    }
+    if error:
+        out["error"] = error
+    return out
+
+
+async def push(
+    backend: Backend, user_id: str, changes: list[dict[str, Any]]
+) -> list[Result]:
+    """Apply a device's changes in one transaction.
+
+    Returns:
+        One `{"id", "entity", "status": "applied"|"unchanged"|"rejected", "error"?}`
+        per change, in the order given.
+
+    Raises:
+        UsageError: `changes` is not a list.
+        StoreError: the database itself failed (nothing was applied).
+    """
+    if not isinstance(changes, list):
+        raise UsageError("A push carries a list of changes.")
+    results: list[Result | None] = [None] * len(changes)
+    prepared: list[Prepared] = []
+    for index, change in enumerate(changes):
+        entity = change.get("entity") if isinstance(change, dict) else None
+        change_id = change.get("id") if isinstance(change, dict) else None
+        if index >= MAX_BATCH:
+            results[index] = _result(
+                entity,
+                change_id,
+                "rejected",
+                f"too many changes in one push (at most {MAX_BATCH})",
+            )
+            continue
+        try:
+            prepared.append(prepare(index, change))
+        except Invalid as exc:
+            results[index] = _result(entity, change_id, "rejected", str(exc))
+    prepared.sort(key=lambda p: (_ENTITY_ORDER[p.entity], p.index))
+    if prepared:
+        try:
+            await _apply(backend, user_id, prepared, results)
+        except RejectedData:
+            # Something slipped past validation (say, an attachment id another
+            # message already uses): apply one by one to reject only the culprit.
+            for item in prepared:
+                try:
+                    await _apply(backend, user_id, [item], results)
+                except RejectedData as exc:
+                    results[item.index] = _result(
+                        item.entity,
+                        item.id,
+                        "rejected",
+                        f"the database refused it ({exc})",
+                    )
+    return [
+        r if r is not None else _result("", "", "rejected", "not processed")
+        for r in results
+    ]
+
+
+async def _apply(
+    backend: Backend, user_id: str, batch: list[Prepared], results: list[Result | None]
+) -> None:
+    async with backend.write() as conn:
+        top = await backend.lock_seq(conn, user_id)
+        stored = await _load(conn, user_id, batch)
+        known = await _known_conversations(conn, user_id, batch, stored)
+        state: dict[Key, dict[str, Any]] = {}
+        new_keys: set[Key] = set()
+        new_attachments: list[dict[str, Any]] = []
+        for item in batch:
+            key = (item.entity, item.id)
+            current = state.get(key) or stored.get(key)
+            try:
+                if (
+                    item.entity == "messages"
+                    and item.row["conversation_id"] not in known
+                ):
+                    raise Invalid(
+                        f"conversation {item.row['conversation_id']} is unknown; "
+                        "push it before its messages"
+                    )
+                if current is None:
+                    new = {**item.row, "user_id": user_id}
+                    if item.entity == "messages":
+                        new["has_attachments"] = int(bool(item.attachments))
+                        new_attachments += [
+                            {
+                                **a,
+                                "user_id": user_id,
+                                "message_id": item.id,
+                                "created_at": item.row["created_at"],
+                            }
+                            for a in item.attachments
+                        ]
+                    new_keys.add(key)
+                else:
+                    new = MERGE[item.entity](current, item.row)
+            except Invalid as exc:
+                results[item.index] = _result(
+                    item.entity, item.id, "rejected", str(exc)
+                )
+                continue
+            if new == current:
+                results[item.index] = _result(item.entity, item.id, "unchanged")
+                continue
+            if item.entity == "conversations":
+                known.add(item.id)
+            state.pop(key, None)
+            state[key] = new  # re-insert: dict order is the order of last change
+            results[item.index] = _result(item.entity, item.id, "applied")
+        for number, row in enumerate(state.values(), start=top + 1):
+            row["seq"] = number
+        await _write(conn, state, new_keys, new_attachments)
+        if state:
+            await backend.set_seq(conn, user_id, top + len(state))
+
+
+async def _load(
+    conn: AsyncConnection, user_id: str, batch: list[Prepared]
+) -> dict[Key, dict[str, Any]]:
+    found: dict[Key, dict[str, Any]] = {}
+    for entity, table in ENTITY_TABLES.items():
+        ids = sorted({p.id for p in batch if p.entity == entity})
+        for chunk in _chunks(ids):
+            rows = await conn.execute(
+                select(table).where(table.c.user_id == user_id, table.c.id.in_(chunk))
+            )
+            found.update(((entity, r.id), dict(r._mapping)) for r in rows)
+    return found
+
+
+async def _known_conversations(
+    conn: AsyncConnection, user_id: str, batch: list[Prepared], stored: dict[Key, Any]
+) -> set[str]:
+    wanted = sorted({p.row["conversation_id"] for p in batch if p.entity == "messages"})
+    known = {key[1] for key in stored if key[0] == "conversations"}
+    c = conversations.c
+    for chunk in _chunks([w for w in wanted if w not in known]):
+        rows = await conn.execute(
+            select(c.id).where(c.user_id == user_id, c.id.in_(chunk))
+        )
+        known.update(rows.scalars())
+    return known
+
+
+async def _write(
+    conn: AsyncConnection,
+    state: dict[Key, dict[str, Any]],
+    new_keys: set[Key],
+    new_attachments: list[dict[str, Any]],
+) -> None:
+    for entity, table in ENTITY_TABLES.items():
+        inserts = [
+            row for key, row in state.items() if key[0] == entity and key in new_keys
+        ]
+        updates = [
+            row
+            for key, row in state.items()
+            if key[0] == entity and key not in new_keys
+        ]
+        if inserts:
+            await conn.execute(table.insert(), inserts)
+        if updates:
+            await conn.execute(
+                _update_statement(table),
+                [
+                    {
+                        **{f"v_{k}": v for k, v in row.items()},
+                        "k_user": row["user_id"],
+                        "k_id": row["id"],
+                    }
+                    for row in updates
+                ],
+            )
+    if new_attachments:
+        await conn.execute(attachments.insert(), new_attachments)
+
+
+def _update_statement(table: Table) -> Any:
+    changing = [c.name for c in table.columns if c.name not in ("user_id", "id")]
+    return (
+        update(table)
+        .where(table.c.user_id == bindparam("k_user"), table.c.id == bindparam("k_id"))
+        .values({name: bindparam(f"v_{name}") for name in changing})
+    )
+
+
+def _chunks(items: list[str]) -> list[list[str]]:
+    return [items[i : i + _IN_CHUNK] for i in range(0, len(items), _IN_CHUNK)]
+
+
+# -- merging a pushed row into the stored one ---------------------------------
+
+
+def _newer(
+    incoming: dict[str, Any], current: dict[str, Any], fields: tuple[str, ...]
+) -> bool:
+    """Last writer wins on updated_at; equal times are broken by canonical JSON."""
+
+    def key(row: dict[str, Any]) -> tuple[str, str]:
+        return row["updated_at"], canonical_json([row[f] for f in fields])
+
+    return key(incoming) > key(current)
+
+
+_CONVERSATION_FIELDS = ("tz", "title", "deleted", "updated_at")
+_MESSAGE_FIELDS = ("content", "status", "model", "metadata", "updated_at")
+_MEMORY_FIELDS = (
+    "kind",
+    "title",
+    "content",
+    "properties",
+    "file",
+    "mime",
+    "deleted",
+    "updated_at",
+)
+
+
+def _merge_conversation(
+    current: dict[str, Any], incoming: dict[str, Any]
+) -> dict[str, Any]:
+    new = dict(current)
+    if _newer(incoming, current, _CONVERSATION_FIELDS):
+        new.update({f: incoming[f] for f in _CONVERSATION_FIELDS})
+    return new
+
+
+def _merge_message(current: dict[str, Any], incoming: dict[str, Any]) -> dict[str, Any]:
+    if (incoming["conversation_id"], incoming["role"]) != (
+        current["conversation_id"],
+        current["role"],
+    ):
+        raise Invalid(
+            "this message id already exists with another conversation or role; "
+            "messages are append-only"
+        )
+    new = dict(current)
+    if _newer(incoming, current, _MESSAGE_FIELDS):
+        new.update({f: incoming[f] for f in _MESSAGE_FIELDS})
+    new["deleted"] = max(
+        current["deleted"], incoming["deleted"]
+    )  # a tombstone is final
+    return new
+
+
+def _merge_memory(current: dict[str, Any], incoming: dict[str, Any]) -> dict[str, Any]:
+    new = dict(current)
+    if _newer(incoming, current, _MEMORY_FIELDS):
+        new.update({f: incoming[f] for f in _MEMORY_FIELDS})
+    return new
+
+
+MERGE: dict[str, Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]] = {
+    "conversations": _merge_conversation,
+    "messages": _merge_message,
+    "memory": _merge_memory,
+}
+
+
+# -- pull ---------------------------------------------------------------------
+
+
+async def pull(
+    backend: Backend, user_id: str, after: int, limit: int = 500
+) -> tuple[list[dict[str, Any]], int, bool]:
+    """The user's rows changed after cursor `after`, oldest change first.
+
+    Each row appears once, in its latest state, with the change number of its
+    last write; all of it is read in one snapshot, so a concurrent write can
+    never slip in below the returned cursor.
+
+    Returns:
+        (changes `[{"seq", "entity", "id", "data"}]`, next cursor, has_more).
+
+    Raises:
+        UsageError: `after` is not a non-negative integer.
+    """
+    if not isinstance(after, int) or isinstance(after, bool) or after < 0:
+        raise UsageError("The sync cursor must be a non-negative integer.")
+    limit = max(1, min(int(limit), MAX_PULL))
+    found: list[tuple[int, str, dict[str, Any]]] = []
+    async with backend.snapshot() as conn:
+        for entity, table in ENTITY_TABLES.items():
+            rows = await conn.execute(
+                select(table)
+                .where(table.c.user_id == user_id, table.c.seq > after)
+                .order_by(table.c.seq)
+                .limit(limit + 1)
+            )
+            found += [(r.seq, entity, dict(r._mapping)) for r in rows]
+        found.sort(key=lambda item: item[0])
+        has_more = len(found) > limit
+        found = found[:limit]
+        files = await _attachments_of(
+            conn,
+            user_id,
+            [
+                row["id"]
+                for _, entity, row in found
+                if entity == "messages" and row["has_attachments"]
+            ],
+        )
+    changes = [
+        {
+            "seq": seq,
+            "entity": entity,
+            "id": row["id"],
+            "data": _data(entity, row, files),
+        }
+        for seq, entity, row in found
+    ]
+    return changes, (found[-1][0] if found else after), has_more
+
+
+async def _attachments_of(
+    conn: AsyncConnection, user_id: str, message_ids: list[str]
+) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    a = attachments.c
+    for chunk in _chunks(message_ids):
+        rows = await conn.execute(
+            select(attachments)
+            .where(a.user_id == user_id, a.message_id.in_(chunk))
+            .order_by(a.message_id, a.position)
+        )
+        for r in rows:
+            out.setdefault(r.message_id, []).append(
+                {
+                    "id": r.id,
+                    "name": r.name,
+                    "mime": r.mime,
+                    "size": r.size,
+                    "sha256": r.sha256,
+                    "content_b64": base64.b64encode(r.content).decode(),
+                }
+            )
+    return out
+
+
+def _data(
+    entity: str, row: dict[str, Any], files: dict[str, list[dict[str, Any]]]
+) -> dict[str, Any]:
+    if entity == "messages":
+        data = Message.from_row(row).to_dict()
+        if row["has_attachments"]:
+            data["attachments"] = files.get(row["id"], [])
+        return data
+    if entity == "memory":
+        return MemoryItem.from_row(row).to_dict()
+    return {
+        "id": row["id"],
+        "day": row["day"],
+        "tz": row["tz"],
+        "title": row["title"],
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+        "deleted": bool(row["deleted"]),
+    }

@@ -1,0 +1,238 @@
+"""ServerStore: opening, migrations, users and device tokens (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from grizz_server.store import ServerStore, StoreError, default_db_url
+from grizz_server.store.backend import Backend
+from grizz_server.store.engine import create_engine, parse_url
+from grizz_server.store.migrations import LATEST, migrate
+from grizz_tui.errors import UsageError
+from grizz_tui.store.conversations import day_conversation_id
+from grizz_tui.store.models import Role
+from tests.server.conftest_store import *  # noqa: F403
+
+
+async def _dump(store: ServerStore, table: str) -> list[dict[str, object]]:
+    async with store._backend.read() as conn:
+        rows = await conn.execute(text(f"SELECT * FROM {table}"))
+        return [dict(r._mapping) for r in rows]
+
+
+class TestUsers:
+    async def test_add_get_list(self, store: ServerStore) -> None:
+        alice = await store.add_user("alice")
+        await store.add_user("bob")
+        assert await store.get_user("alice") == alice
+        assert await store.get_user("carol") is None
+        assert [u.name for u in await store.list_users()] == ["alice", "bob"]
+
+    async def test_duplicate_is_a_clear_error(self, store: ServerStore) -> None:
+        await store.add_user("alice")
+        with pytest.raises(UsageError, match="already exists"):
+            await store.add_user("alice")
+        assert len(await store.list_users()) == 1
+
+    @pytest.mark.parametrize("name", ["", " ", "a b", "-x", "x" * 65, "al/ice", "é"])
+    async def test_bad_names_refused(self, store: ServerStore, name: str) -> None:
+        with pytest.raises(UsageError, match="not a valid user name"):
+            await store.add_user(name)
+
+
+class TestTokens:
+    async def test_issue_authenticate_list(self, store: ServerStore) -> None:
+        alice = await store.add_user("alice")
+        token, info = await store.add_token("alice", "laptop")
+        assert token.startswith("grz_") and len(token) > 40
+        principal = await store.authenticate(token)
+        assert principal is not None
+        assert (
+            principal.user_id,
+            principal.user_name,
+            principal.device,
+            principal.token_id,
+        ) == (alice.id, "alice", "laptop", info.id)
+        [listed] = await store.list_tokens("alice")
+        assert listed.id == info.id and not listed.revoked
+        assert listed.last_used_at is not None  # authenticate recorded the use
+
+    async def test_only_the_hash_is_stored(self, store: ServerStore) -> None:
+        await store.add_user("alice")
+        token, _ = await store.add_token("alice", "laptop")
+        rows = await _dump(store, "tokens")
+        assert token not in repr(rows)
+        assert token[4:] not in repr(rows)
+        assert rows[0]["token_hash"] == hashlib.sha256(token.encode()).hexdigest()
+
+    async def test_wrong_and_odd_tokens_are_refused(self, store: ServerStore) -> None:
+        await store.add_user("alice")
+        token, _ = await store.add_token("alice", "laptop")
+        for bad in ["", "grz_nope", token + "x", token[:-1], "x" * 10_000, None, 42]:
+            assert await store.authenticate(bad) is None  # type: ignore[arg-type]
+
+    async def test_revoke_by_prefix(self, store: ServerStore) -> None:
+        await store.add_user("alice")
+        token, info = await store.add_token("alice", "laptop")
+        other, _ = await store.add_token("alice", "phone")
+        assert await store.revoke_token(info.id[:6]) is True
+        assert await store.authenticate(token) is None
+        assert await store.authenticate(other) is not None
+        assert [t.revoked for t in await store.list_tokens("alice")] == [True, False]
+        assert (
+            await store.revoke_token(info.id) is True
+        )  # already revoked: still a token
+        assert await store.revoke_token("ffffffffffff") is False
+        assert await store.revoke_token("ab") is False  # too short to be a prefix
+
+    async def test_ambiguous_prefix(self, store: ServerStore) -> None:
+        await store.add_user("alice")
+        infos = [(await store.add_token("alice", f"d{i}"))[1] for i in range(2)]
+        # Ids are random; give two of them a common 4-character prefix.
+        async with store._backend.write() as conn:
+            for number, info in enumerate(infos):
+                await conn.execute(
+                    text("UPDATE tokens SET id = :new WHERE id = :old"),
+                    {"new": f"abcd0{number}", "old": info.id},
+                )
+        with pytest.raises(UsageError, match="several tokens"):
+            await store.revoke_token("abcd")
+
+    async def test_unknown_user_and_bad_device(self, store: ServerStore) -> None:
+        with pytest.raises(UsageError, match="no user named 'ghost'"):
+            await store.add_token("ghost", "laptop")
+        with pytest.raises(UsageError, match="no user named 'ghost'"):
+            await store.list_tokens("ghost")
+        await store.add_user("alice")
+        for device in ["", "   ", "x" * 65, "tab\there"]:
+            with pytest.raises(UsageError, match="device name"):
+                await store.add_token("alice", device)
+
+
+class TestOpening:
+    async def test_check_passes_on_a_fresh_store(self, store: ServerStore) -> None:
+        await store.check()
+        assert store.dialect in ("sqlite", "postgresql")
+
+    async def test_reopen_keeps_data(self, store_url: str) -> None:
+        first = await ServerStore.open(store_url)
+        await first.add_user("alice")
+        await first.close()
+        second = await ServerStore.open(store_url)
+        try:
+            assert [u.name for u in await second.list_users()] == ["alice"]
+        finally:
+            await second.close()
+
+    async def test_newer_schema_is_refused(
+        self, store: ServerStore, store_url: str
+    ) -> None:
+        async with store._backend.write() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO schema_migrations (version, name, applied_at)"
+                    " VALUES (99, 'future', 'x')"
+                )
+            )
+        with pytest.raises(StoreError, match="newer than this grizz-server"):
+            await ServerStore.open(store_url)
+        with pytest.raises(StoreError, match="schema version 99"):
+            await store.check()
+
+    async def test_migrates_from_the_first_schema(self, store_url: str) -> None:
+        target = parse_url(store_url)
+        backend = Backend(target, create_engine(target))
+        assert await migrate(backend.reader, backend.writer, target=1) == [1]
+        conv = day_conversation_id("2026-01-02")
+        async with backend.write() as conn:
+            for sql in (
+                "INSERT INTO users (id, name, created_at, seq)"
+                " VALUES ('u1', 'old', 't', 2)",
+                "INSERT INTO conversations VALUES"
+                f" ('u1', '{conv}', '2026-01-02', 'UTC', '', 't', 't', 0, 1)",
+                "INSERT INTO messages VALUES ('u1', 'm1', "
+                f"'{conv}', 'user', 'from v1', 'complete', '', '{{}}', "
+                "'2026-01-02T10:00:00.000000+00:00',"
+                " '2026-01-02T10:00:00.000000+00:00', 0, 2)",
+            ):
+                await conn.execute(text(sql))
+        await backend.engine.dispose()
+
+        store = await ServerStore.open(store_url)
+        try:
+            await store.check()
+            user = store.for_user("u1")
+            old = await user.get_message("m1")
+            assert (
+                old is not None and old.content == "from v1" and old.role == Role.USER
+            )
+            assert await user.attachments_of("m1") == []
+            changes, cursor, _ = await user.pull(0)
+            assert [c["id"] for c in changes] == [conv, "m1"] and cursor == 2
+            assert "attachments" not in changes[1]["data"]
+            rows = await _dump(store, "schema_migrations")
+            assert sorted(int(r["version"]) for r in rows) == list(range(1, LATEST + 1))  # type: ignore[call-overload]
+        finally:
+            await store.close()
+
+    async def test_two_openers_migrate_once(self, store_url: str) -> None:
+        import asyncio
+
+        stores = await asyncio.gather(*(ServerStore.open(store_url) for _ in range(3)))
+        try:
+            rows = await _dump(stores[0], "schema_migrations")
+            assert len(rows) == LATEST
+        finally:
+            for opened in stores:
+                await opened.close()
+
+
+class TestErrors:
+    async def test_not_a_database(self, tmp_path: Path) -> None:
+        bad = tmp_path / "server.db"
+        bad.write_bytes(b"this is not sqlite at all" * 100)
+        with pytest.raises(StoreError, match="not a usable grizz-server database"):
+            await ServerStore.open(f"sqlite:///{bad}")
+        assert bad.read_bytes() == b"this is not sqlite at all" * 100
+
+    async def test_missing_directory(self, tmp_path: Path) -> None:
+        with pytest.raises(StoreError, match="directory does not exist"):
+            await ServerStore.open(f"sqlite:///{tmp_path}/nope/server.db")
+
+    @pytest.mark.parametrize(
+        "url", ["mysql://x@y/z", "not a url", "sqlite://", "redis://x"]
+    )
+    async def test_unsupported_urls(self, url: str) -> None:
+        with pytest.raises(StoreError, match=r"URL|file"):
+            await ServerStore.open(url)
+
+    async def test_unreachable_postgres_is_one_sentence(self) -> None:
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        with pytest.raises(StoreError) as info:
+            await ServerStore.open(f"postgresql://postgres:secretpw@127.0.0.1:{port}/x")
+        message = str(info.value)
+        assert message.startswith(f"Cannot reach PostgreSQL at 127.0.0.1:{port}/x")
+        assert "secretpw" not in message and "\n" not in message
+
+
+class TestDefaultUrl:
+    def test_under_grizz_home(self, grizz_home: Path) -> None:
+        assert default_db_url() == f"sqlite:///{grizz_home / 'server.db'}"
+
+    def test_env_wins(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("GRIZZ_SERVER_DB_URL", "postgresql://u@h/db")
+        assert default_db_url() == "postgresql://u@h/db"
+
+    async def test_default_location_is_created(self, grizz_home: Path) -> None:
+        (grizz_home).rmdir()
+        store = await ServerStore.open(default_db_url())
+        await store.close()
+        assert (grizz_home / "server.db").is_file()
