@@ -18,7 +18,11 @@ from textual.app import App, SystemCommand
 
 from grizz_tui.config import Settings, load_settings
 from grizz_tui.errors import GrizzError
-from grizz_tui.tui.backend import Backend
+from grizz_tui.tui.backend import (
+    Backend,
+    local_provider_ready,
+    local_provider_supported,
+)
 from grizz_tui.tui.screens.chat import ChatScreen
 
 if TYPE_CHECKING:
@@ -118,7 +122,10 @@ class GrizzApp(App[int]):
                 self.run_worker(self._reload_settings(), group="settings")
 
         screen = SetupScreen(
-            self.settings, first_run=first_run, local_ok=local_provider_available()
+            self.settings,
+            first_run=first_run,
+            local_ok=local_provider_supported(),
+            local_ready=local_provider_ready(),
         )
         self.push_screen(screen, saved)
 
@@ -230,13 +237,6 @@ def keymap_from(settings: Settings) -> dict[str, str]:
         if keys:
             keymap[binding_id] = keys
     return keymap
-
-
-def local_provider_available() -> bool:
-    """True when the core's `make_provider` knows `provider = "local"`."""
-    from grizz_tui.core import setup
-
-    return bool(getattr(setup, "LOCAL_PROVIDER", False))
 
 
 def make_app(

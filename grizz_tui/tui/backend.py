@@ -82,26 +82,30 @@ class Backend:
 
         settings = self.settings
         if settings.provider == "local":
-            return f"{settings.model} (local)"
+            return f"{getattr(settings, 'local_model', settings.model)} (local)"
         host = urlsplit(settings.base_url).netloc or settings.base_url
         return f"{settings.model} @ {host}"
 
     def needs_setup(self) -> bool:
-        """True when the provider cannot work yet (a hosted API without a key).
+        """True when no provider can answer yet: a hosted API without a key,
+        and no built-in local model to fall back to (see `core.setup`).
 
         Imports the core's setup module (httpx): call it after the first paint.
         """
         if self.settings.provider == "local":
             return False
         from grizz_tui import secrets
-        from grizz_tui.core.setup import needs_key
+        from grizz_tui.core import setup
 
-        if not needs_key(self.settings.base_url):
+        if not setup.needs_key(self.settings.base_url):
             return False
         try:
-            return secrets.get_key(self.settings.api_key_name) is None
+            if secrets.get_key(self.settings.api_key_name) is not None:
+                return False
         except GrizzError:
             return True
+        default = self.settings.sources.get("provider", "default") == "default"
+        return not (default and local_provider_ready())
 
     def session(self) -> ChatSession:
         """The chat session, building the provider on first use.
@@ -145,6 +149,24 @@ class Backend:
             self._db.close()
             self._db = None
             self._store = None
+
+
+def local_provider_supported() -> bool:
+    """True when the core's `make_provider` knows `provider = "local"`."""
+    from grizz_tui.core import setup
+
+    return hasattr(setup, "make_local_provider")
+
+
+def local_provider_ready() -> bool:
+    """True when the built-in model's package (the `local` extra) is installed."""
+    from grizz_tui.core import setup
+
+    ready = getattr(setup, "local_ready", None)
+    try:
+        return bool(ready()) if ready is not None else False
+    except GrizzError:
+        return False
 
 
 async def check_connection(settings: Settings, api_key: str | None = None) -> str:

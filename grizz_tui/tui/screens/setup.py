@@ -48,11 +48,19 @@ class SetupScreen(Screen[bool]):
         Binding("ctrl+s", "save", "Save"),
     ]
 
-    def __init__(self, settings: Settings, *, first_run: bool, local_ok: bool) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        first_run: bool,
+        local_ok: bool,
+        local_ready: bool = False,
+    ) -> None:
         super().__init__(id="setup")
         self.settings = settings
         self.first_run = first_run
         self.local_ok = local_ok
+        self.local_ready = local_ready
 
     def compose(self) -> ComposeResult:
         s = self.settings
@@ -72,7 +80,12 @@ class SetupScreen(Screen[bool]):
                 )
                 if self.local_ok:
                     yield RadioButton(
-                        "Local (built-in model, no network)",
+                        "Local (built-in model, no network)"
+                        + (
+                            ""
+                            if self.local_ready
+                            else " · needs: pip install 'grizz[local]'"
+                        ),
                         id="local",
                         value=s.provider == "local",
                     )
