@@ -90,6 +90,9 @@ def ask(
     base_url: Annotated[
         str | None, typer.Option("--base-url", help="OpenAI-compatible base URL.")
     ] = None,
+    provider: Annotated[
+        str | None, typer.Option("--provider", help="Who answers: openai or local.")
+    ] = None,
 ) -> None:
     """Ask Grizz one thing; the reply streams to stdout."""
     from grizz_tui.ask import AskOptions, run
@@ -101,7 +104,7 @@ def ask(
             stream=not no_stream,
             images=image or [],
             ephemeral=ephemeral,
-            overrides={"model": model, "base_url": base_url},
+            overrides={"model": model, "base_url": base_url, "provider": provider},
         )
     )
     raise typer.Exit(code)

@@ -107,6 +107,13 @@ SPECS: tuple[KeySpec, ...] = (
         1_000_000,
         "Largest prompt `grizz ask` accepts (arguments plus stdin).",
     ),
+    KeySpec("local.model", str, "auto",
+            "Local model: 'auto', a name from `grizz local info`, or a .gguf path."),
+    KeySpec("local.n_ctx", int, 2048,
+            "Context window of the local model in tokens (bounds its memory)."),
+    KeySpec("local.threads", int, 0, "CPU threads for the local model; 0 = all cores."),
+    KeySpec("local.fallback", bool, True,
+            "No key and no provider set: answer with the local model, if installed."),
     KeySpec("tui.theme", str, "textual-dark", "Textual theme of the app."),
     KeySpec(
         "tui.newline_key",
@@ -136,6 +143,10 @@ class Settings:
     retry_delay: float = 0.5
     tools: bool = True
     max_input_bytes: int = 1_000_000
+    local_model: str = "auto"
+    local_n_ctx: int = 2048
+    local_threads: int = 0
+    local_fallback: bool = True
     tui_theme: str = "textual-dark"
     tui_newline_key: str = "ctrl+j"
     server_url: str = ""

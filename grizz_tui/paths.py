@@ -63,6 +63,23 @@ def db_path() -> Path:
     return data_dir() / "grizz.db"
 
 
+def models_dir() -> Path:
+    """Where the local model is assembled from its packaged parts (a cache).
+
+    `GRIZZ_MODELS_DIR` wins; then `GRIZZ_HOME/models`; then the per-OS cache
+    directory. Deleting it only costs a rebuild on the next local reply.
+    """
+    explicit = os.environ.get("GRIZZ_MODELS_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
+    home = grizz_home()
+    if home is not None:
+        return home / "models"
+    from platformdirs import user_cache_path
+
+    return user_cache_path(APP_NAME, appauthor=False) / "models"
+
+
 def ensure_private_dir(path: Path) -> Path:
     """Create `path` (and parents) readable only by the owner; return it."""
     path.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -38,6 +38,9 @@ def grizz_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("GRIZZ_HOME", str(home))
     monkeypatch.setenv("GRIZZ_NO_KEYRING", "1")
     monkeypatch.setenv("GRIZZ_RETRY_DELAY", "0.01")
+    # No silent fallback to the local model when a test sets no provider
+    # (tests/local/ turns it back on where that is the point).
+    monkeypatch.setenv("GRIZZ_LOCAL__FALLBACK", "0")
     return home
 
 

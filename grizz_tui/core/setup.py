@@ -1,7 +1,15 @@
 """Building the core's collaborators from `Settings`: the provider, the session.
 
 The CLI, the app and the tests all come through here, so there is one place
-that decides which provider answers and which key it uses.
+that decides which provider answers and which key it uses:
+
+1. `provider = "local"` (flag, env, config) → the built-in local model.
+2. Otherwise the OpenAI-compatible endpoint at `base_url` — except on a fresh
+   install: when `provider` was never set, `base_url` is a hosted API that
+   needs a key, no key is stored, and the `local` extra is installed, Grizz
+   falls back to the local model so it talks out of the box, offline.
+   Setting a key, a `base_url` (Ollama, …) or `provider = "openai"` wins;
+   `local.fallback = false` turns the fallback off.
 """
 
 from __future__ import annotations
@@ -30,12 +38,17 @@ def make_provider(settings: Settings) -> Provider:
     """
     from grizz_tui import secrets
 
+    if settings.provider == "local":
+        return make_local_provider(settings)
     found = secrets.get_key(settings.api_key_name)
     if found is None and needs_key(settings.base_url):
+        if local_fallback(settings):
+            return make_local_provider(settings)
         raise ConfigError(
             f"No API key for {settings.base_url}. Set OPENAI_API_KEY, run "
-            "`grizz key set`, or point base_url at a local server "
-            "(Ollama: `grizz config set base_url http://localhost:11434/v1`)."
+            "`grizz key set`, point base_url at a local server "
+            "(Ollama: `grizz config set base_url http://localhost:11434/v1`), "
+            "or install grizz[local] to talk offline."
         )
     return OpenAICompatProvider(
         base_url=settings.base_url,
@@ -49,11 +62,42 @@ def make_provider(settings: Settings) -> Provider:
     )
 
 
+def local_fallback(settings: Settings) -> bool:
+    """Use the local model although `provider` was not set to it (module doc)."""
+    if not settings.local_fallback:
+        return False
+    if settings.sources.get("provider", "default") != "default":
+        return False
+    from grizz_tui.core import local_models
+
+    return local_models.available()
+
+
+def make_local_provider(settings: Settings) -> Provider:
+    from grizz_tui.core.local_provider import LocalProvider
+
+    return LocalProvider(
+        model=settings.local_model,
+        n_ctx=settings.local_n_ctx,
+        threads=settings.local_threads,
+        max_tokens=settings.max_tokens,
+        temperature=settings.temperature if settings.temperature >= 0 else None,
+    )
+
+
 def make_session(settings: Settings, store, provider: Provider) -> ChatSession:  # type: ignore[no-untyped-def]
+    """A session whose context fits the provider (a local model's window and
+    persona, when the provider declares them)."""
+    budget = settings.context_tokens
+    window = getattr(provider, "prompt_budget", None)
+    if isinstance(window, int) and window > 0:
+        budget = min(budget, window)
+    persona = getattr(provider, "persona", None)
     return ChatSession(
         store,
         provider,
         tz=settings.timezone,
-        context_tokens=settings.context_tokens,
+        context_tokens=budget,
         tools=settings.tools,
+        **({"persona": persona} if isinstance(persona, str) and persona else {}),
     )
