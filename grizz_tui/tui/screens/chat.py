@@ -62,7 +62,7 @@ class ChatScreen(ChatActions, Screen[None]):
         Binding("ctrl+o", "attach", "Attach image", id="attach"),
         Binding("f1", "help", "Help", id="help"),
         Binding("ctrl+s", "settings", "Settings", id="settings"),
-        Binding("f6", "undo_memory", "Undo memory", id="undo_memory", show=False),
+        Binding("f8", "undo_memory", "Undo memory", id="undo_memory", show=False),
     ]
 
     def __init__(self, *, day: str | None = None) -> None:

@@ -127,6 +127,8 @@ class MemoryScreen(Screen[None]):
         notes = self.query_one(OptionList)
         notes.clear_options()
         notes.add_options(Option(note_label(m), id=m.id) for m in self.items)
+        if self.items:
+            notes.highlighted = 0
         empty = "No notes yet. Press a to add one, or tell Grizz something to remember."
         self.query_one("#memory-count", Static).update(
             f"{len(self.items)} notes"
