@@ -51,6 +51,24 @@ class KeySpec:
         return ("GRIZZ_" + self.key.upper().replace(".", "__"), *self.env)
 
 
+TUI_KEYS: tuple[tuple[str, str, str], ...] = (
+    # (binding id in the app, default keys, what it does); `tui.keys.<id>`
+    ("cancel", "escape", "stop Grizz's reply (the partial text is kept)."),
+    ("regenerate", "ctrl+r", "answer your last message again."),
+    ("edit_last", "ctrl+l", "edit your last message and resend it."),
+    ("days", "ctrl+g", "open the day navigator."),
+    ("search", "ctrl+f", "search all days and memory."),
+    ("memory", "ctrl+n", "open the memory screen."),
+    ("attach", "ctrl+o", "attach an image to your next message."),
+    ("help", "f1", "show all key bindings."),
+    ("settings", "ctrl+s", "provider setup."),
+    ("undo_memory", "f8", "undo what Grizz just remembered or forgot."),
+    ("copy", "c", "copy the focused message."),
+    ("copy_code", "k", "copy the next code block of the focused message."),
+    ("delete", "d", "delete the focused message."),
+    ("edit", "e", "edit the focused message (your last one)."),
+)
+
 SPECS: tuple[KeySpec, ...] = (
     KeySpec(
         "provider",
@@ -121,6 +139,10 @@ SPECS: tuple[KeySpec, ...] = (
         "ctrl+j",
         "Key that inserts a newline in the composer (Enter sends).",
     ),
+    *(
+        KeySpec(f"tui.keys.{name}", str, keys, f"App key(s), comma-separated: {doc}")
+        for name, keys, doc in TUI_KEYS
+    ),
     KeySpec("server.url", str, "", "Sync server WebSocket URL; empty = direct mode."),
 )
 SPEC_BY_KEY: dict[str, KeySpec] = {spec.key: spec for spec in SPECS}
@@ -149,6 +171,20 @@ class Settings:
     local_fallback: bool = True
     tui_theme: str = "textual-dark"
     tui_newline_key: str = "ctrl+j"
+    tui_keys_cancel: str = "escape"
+    tui_keys_regenerate: str = "ctrl+r"
+    tui_keys_edit_last: str = "ctrl+l"
+    tui_keys_days: str = "ctrl+g"
+    tui_keys_search: str = "ctrl+f"
+    tui_keys_memory: str = "ctrl+n"
+    tui_keys_attach: str = "ctrl+o"
+    tui_keys_help: str = "f1"
+    tui_keys_settings: str = "ctrl+s"
+    tui_keys_undo_memory: str = "f8"
+    tui_keys_copy: str = "c"
+    tui_keys_copy_code: str = "k"
+    tui_keys_delete: str = "d"
+    tui_keys_edit: str = "e"
     server_url: str = ""
     sources: Mapping[str, Source] = field(default_factory=dict, compare=False)
     """Where each key's value came from."""

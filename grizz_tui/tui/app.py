@@ -28,23 +28,8 @@ from grizz_tui.tui.screens.chat import ChatScreen
 if TYPE_CHECKING:
     from textual.screen import Screen
 
-# Binding ids the config file can remap under [tui.keys]; see help screen.
-KEY_IDS = (
-    "cancel",
-    "regenerate",
-    "edit_last",
-    "days",
-    "search",
-    "memory",
-    "attach",
-    "help",
-    "settings",
-    "undo_memory",
-    "message.copy",
-    "message.copy_code",
-    "message.delete",
-    "message.edit",
-)
+MESSAGE_KEYS = ("copy", "copy_code", "delete", "edit")
+"""`tui.keys.*` names bound on a focused message (binding id `message.<name>`)."""
 
 
 class GrizzApp(App[int]):
@@ -229,13 +214,14 @@ class GrizzApp(App[int]):
 
 
 def keymap_from(settings: Settings) -> dict[str, str]:
-    """{binding id: keys} from the `tui.keys.*` settings that differ from default."""
+    """{binding id: keys} from the `tui.keys.*` settings (config file / env)."""
+    from grizz_tui.config import TUI_KEYS
+
     keymap: dict[str, str] = {}
-    for binding_id in KEY_IDS:
-        attr = "tui_keys_" + binding_id.replace(".", "_")
-        keys = getattr(settings, attr, "")
+    for name, _default, _doc in TUI_KEYS:
+        keys = str(getattr(settings, f"tui_keys_{name}", "") or "").strip()
         if keys:
-            keymap[binding_id] = keys
+            keymap[f"message.{name}" if name in MESSAGE_KEYS else name] = keys
     return keymap
 
 
