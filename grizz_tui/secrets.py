@@ -3,10 +3,14 @@
 Lookup order for a key named NAME (default `openai`):
 1. the environment: `GRIZZ_API_KEY`, then `OPENAI_API_KEY` (for NAME `openai`)
    or `GRIZZ_KEY_<NAME>`;
-2. the OS keyring (service `grizz`, user NAME);
-3. `secrets.toml` beside the config file, created with mode 0600.
+2. the stored key: in the OS keyring (service `grizz`, user NAME) or, where no
+   keyring exists, in `secrets.toml` beside the config file (mode 0600).
 
-`keyring` is imported only when the environment has no key (it costs ~0.2 s).
+`grizz key set` keeps each key in exactly one store (saving to the keyring
+removes any copy from the file), so the file can be read before the keyring
+without changing which key wins. That matters for speed: importing `keyring`
+and discovering its backends costs ~0.2 s, which headless machines (no
+keyring, key in the file) would otherwise pay on every `grizz ask`.
 Keys are never printed or logged; only where they came from is reported.
 
 Must not import: textual, httpx, rich, the store or the core.
@@ -50,17 +54,17 @@ def get_key(name: str = "openai") -> FoundKey | None:
         value = os.environ.get(var)
         if value:
             return FoundKey(value.strip(), "env", f"${var}")
+    value = _read_file().get(name)
+    if value:
+        return FoundKey(value, "file", str(paths.secrets_file()))
     backend = _keyring_backend()
     if backend is not None:
         try:
             value = backend.get_password(SERVICE, name)
-        except Exception:
+        except Exception:  # a broken keyring must not stop Grizz
             value = None
         if value:
             return FoundKey(value, "keyring", "the OS keyring")
-    value = _read_file().get(name)
-    if value:
-        return FoundKey(value, "file", str(paths.secrets_file()))
     return None
 
 
@@ -73,9 +77,13 @@ def set_key(name: str, value: str) -> tuple[KeySource, str]:
     if backend is not None:
         try:
             backend.set_password(SERVICE, name, value)
-            return "keyring", f"Saved key '{name}' in the OS keyring."
-        except Exception:
+        except Exception:  # fall back to the file, and say so
             pass
+        else:
+            data = _read_file()
+            if data.pop(name, None) is not None:  # one key, one place
+                _write_file(data)
+            return "keyring", f"Saved key '{name}' in the OS keyring."
     data = _read_file()
     data[name] = value
     _write_file(data)

@@ -37,3 +37,21 @@ def test_named_keys_and_delete() -> None:
     assert secrets.delete_key("ollama") is True
     assert secrets.get_key("ollama") is None
     assert secrets.delete_key("ollama") is False
+
+
+def test_stored_file_key_is_found_without_loading_keyring(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import subprocess
+    import sys
+
+    secrets.set_key("openai", "sk-in-file")
+    monkeypatch.delenv("GRIZZ_NO_KEYRING")
+    probe = (
+        "import sys\n"
+        "from grizz_tui import secrets\n"
+        "found = secrets.get_key('openai')\n"
+        "print(found.source, 'keyring' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.stdout.split() == ["file", "False"], done.stderr
