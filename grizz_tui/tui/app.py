@@ -18,11 +18,7 @@ from textual.app import App, SystemCommand
 
 from grizz_tui.config import Settings, load_settings
 from grizz_tui.errors import GrizzError
-from grizz_tui.tui.backend import (
-    Backend,
-    local_provider_ready,
-    local_provider_supported,
-)
+from grizz_tui.tui.backend import Backend, local_provider_supported
 from grizz_tui.tui.screens.chat import ChatScreen
 
 if TYPE_CHECKING:
@@ -104,13 +100,14 @@ class GrizzApp(App[int]):
 
         def saved(ok: bool | None) -> None:
             if ok:
-                self.run_worker(self._reload_settings(), group="settings")
+                self.run_worker(
+                    self._reload_settings(), group="settings", exit_on_error=False
+                )
 
         screen = SetupScreen(
             self.settings,
             first_run=first_run,
             local_ok=local_provider_supported(),
-            local_ready=local_provider_ready(),
         )
         self.push_screen(screen, saved)
 
@@ -183,7 +180,12 @@ class GrizzApp(App[int]):
     def _go_today(self) -> None:
         chat = self.chat
         if chat.today:
-            self.run_worker(chat.load_day(chat.today), group="load", exclusive=True)
+            chat.run_worker(
+                chat.load_day(chat.today),
+                group="load",
+                exclusive=True,
+                exit_on_error=False,
+            )
 
     def _help(self) -> None:
         from grizz_tui.tui.screens.help import HelpScreen

@@ -102,8 +102,10 @@ class TestSending:
         async with app.run_test(size=(100, 30)) as pilot:
             await wait_ready(pilot)
             await type_and_send(pilot, "hello")
-            await wait_until(pilot, lambda: app.chat.typing.display, what="indicator")
-            assert "Grizz is typing" in screen_text(app)
+            await wait_until(
+                pilot, lambda: "Grizz is typing" in screen_text(app), what="indicator"
+            )
+            assert app.chat.typing.display
             await wait_reply_done(pilot)
             assert not app.chat.typing.display
 

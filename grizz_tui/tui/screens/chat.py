@@ -315,22 +315,25 @@ class ChatScreen(ChatActions, Screen[None]):
             self._clock = None
 
     async def show_error(self, reason: str) -> None:
-        """An in-chat notice with Retry (and a toast), never a crash."""
+        """An in-chat notice with Retry (never a crash); the bell rings once."""
         notices = self.query_one("#notices")
         for old in notices.query(ErrorNotice):
             await old.remove()
         await notices.mount(ErrorNotice(reason))
-        self.notify(reason, title="Grizz couldn't answer", severity="error")
+        self.app.bell()
 
     @on(Worker.StateChanged)
     async def worker_failed(self, event: Worker.StateChanged) -> None:
-        if event.state == WorkerState.ERROR and event.worker.group in (
-            "reply",
-            "startup",
-        ):
-            error = event.worker.error
+        """An unexpected error in a worker of this screen: a notice, not a crash."""
+        if event.state != WorkerState.ERROR:
+            return
+        error = event.worker.error
+        reason = f"{type(error).__name__}: {error}"
+        if event.worker.group == "reply":
             self._end_typing()
-            await self.show_error(f"{type(error).__name__}: {error}")
+            await self.show_error(reason)
+        else:
+            self.notify(reason, title="Something went wrong", severity="error")
 
     # -- cancel --------------------------------------------------------------
     def action_cancel(self) -> None:

@@ -131,7 +131,7 @@ class ChatActions:
 
         def done(yes: bool | None) -> None:
             if yes:
-                self.run_worker(self._delete(view), group="delete")
+                self.run_worker(self._delete(view), group="delete", exit_on_error=False)
 
         self.app.push_screen(
             ConfirmScreen(f"Delete this message?\n\n{preview}", "Delete"), done
@@ -190,7 +190,12 @@ class ChatActions:
 
         def chosen(day: str | None) -> None:
             if day:
-                self.run_worker(self.load_day(day), group="load", exclusive=True)
+                self.run_worker(
+                    self.load_day(day),
+                    group="load",
+                    exclusive=True,
+                    exit_on_error=False,
+                )
 
         self.app.push_screen(
             DaysScreen(self.grizz.backend.db, self.today, self.day), chosen
@@ -206,7 +211,11 @@ class ChatActions:
             if hit is None:
                 return
             if hit.kind == "message":
-                self.run_worker(self.load_day(hit.day, focus_id=hit.id), group="load")
+                self.run_worker(
+                    self.load_day(hit.day, focus_id=hit.id),
+                    group="load",
+                    exit_on_error=False,
+                )
             else:
                 self.grizz.open_memory(focus_id=hit.id)
 
@@ -229,7 +238,9 @@ class ChatActions:
 
         def chosen(path: str | None) -> None:
             if path:
-                self.run_worker(self._attach_image(path), group="attach")
+                self.run_worker(
+                    self._attach_image(path), group="attach", exit_on_error=False
+                )
 
         self.app.push_screen(AttachScreen(), chosen)
 

