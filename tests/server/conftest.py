@@ -7,15 +7,23 @@ database. Tests that restart Redis start their own persistent one instead.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 from redis.asyncio import Redis
 
+from grizz_server.gateway.server import RunningGateway
 from grizz_server.queue.jobs import JobQueue
 from grizz_server.redis_server import RedisProcess
 from grizz_server.settings import ServerSettings
+from grizz_server.store import ServerStore
+from tests.server.harness import Device
 
 
 @pytest.fixture(scope="session")
@@ -64,3 +72,140 @@ async def queue(aredis: Redis, fast_settings: ServerSettings) -> JobQueue:
     q = JobQueue(aredis, fast_settings, consumer="test-consumer")
     await q.ensure_group()
     return q
+
+
+# -- a whole server in this process: store, gateway, worker -------------------
+
+from tests.server.conftest_store import _admin, pg_database, pg_server  # noqa: E402
+
+__all__ = ["pg_database", "pg_server"]
+
+
+@dataclass
+class Stack:
+    """A running server: its URL, two users' tokens and the store behind it."""
+
+    settings: ServerSettings
+    store: ServerStore
+    url: str
+    tokens: dict[str, str]
+    user_ids: dict[str, str]
+    gateway: RunningGateway
+    workers: list[asyncio.Task[None]]
+    contexts: list[Any] = dataclasses.field(default_factory=list)
+    worker_objects: list[Any] = dataclasses.field(default_factory=list)
+
+    async def device(self, user: str = "alice", **kwargs: Any) -> Device:
+        return await Device(self.url, self.tokens[user], **kwargs).connect()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty server database on SQLite, then on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'server.db'}"
+    url: str = request.getfixturevalue("pg_database")
+    asyncio.run(_admin(url, "DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    return url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'server.db'}"
+
+
+@pytest.fixture
+def server_settings(
+    redis_url: str, fast_settings: ServerSettings, sqlite_url: str, tmp_path: Path
+) -> ServerSettings:
+    return dataclasses.replace(
+        fast_settings,
+        redis_url=redis_url,
+        db_url=sqlite_url,
+        port=0,
+        log_dir=str(tmp_path / "logs"),
+        rate_burst=50,
+        rate_per_minute=600,
+    )
+
+
+async def start_stack(settings: ServerSettings, *, workers: int = 1) -> Stack:
+    from grizz_server.worker.handlers import WorkerContext
+    from grizz_server.worker.runner import Worker, consumer_name
+    from grizz_tui.config import load_settings
+    from grizz_tui.core.setup import make_provider
+
+    store = await ServerStore.open(settings.db_url)
+    tokens, ids = {}, {}
+    for name in ("alice", "bob"):
+        user = await store.add_user(name)
+        tokens[name], _ = await store.add_token(name, f"{name}-laptop")
+        ids[name] = user.id
+    gateway = await RunningGateway(settings).__aenter__()
+    tasks, contexts, objects = [], [], []
+    for _ in range(workers):
+        app = load_settings()
+        redis = Redis.from_url(settings.redis_url)
+        ctx = WorkerContext(
+            redis,
+            JobQueue(redis, settings, consumer_name()),
+            store,
+            make_provider(app),
+            app,
+        )
+        contexts.append(ctx)
+        objects.append(Worker(ctx, settings))
+        tasks.append(asyncio.create_task(objects[-1].run()))
+    return Stack(
+        settings,
+        store,
+        f"ws://127.0.0.1:{gateway.port}",
+        tokens,
+        ids,
+        gateway,
+        tasks,
+        contexts,
+        objects,
+    )
+
+
+def _dump_tasks() -> None:
+    import sys
+
+    for task in asyncio.all_tasks():
+        coro: Any = task.get_coro()
+        chain = []
+        while coro is not None:
+            frame = getattr(coro, "cr_frame", None) or getattr(coro, "ag_frame", None)
+            if frame is not None:
+                chain.append(
+                    f"{frame.f_code.co_filename}:{frame.f_lineno} "
+                    f"{frame.f_code.co_name}"
+                )
+            coro = getattr(coro, "cr_await", None) or getattr(coro, "ag_await", None)
+        print("TASK", task.get_name(), " <- ".join(chain), file=sys.stderr)
+
+
+async def stop_stack(stack: Stack) -> None:
+    for worker in stack.worker_objects:
+        worker.stop()
+    _, stuck = await asyncio.wait(stack.workers, timeout=10)
+    if stuck:
+        _dump_tasks()
+    for ctx in stack.contexts:
+        await ctx.provider.aclose()
+        await ctx.redis.aclose()
+    await stack.gateway.__aexit__(None, None, None)
+    await stack.store.close()
+
+
+@pytest.fixture
+async def stack(
+    server_settings: ServerSettings, provider_env: Any
+) -> AsyncIterator[Stack]:
+    """Gateway and one worker in this process, on SQLite, against the fake provider."""
+    running = await start_stack(server_settings)
+    try:
+        yield running
+    finally:
+        await stop_stack(running)

@@ -1,0 +1,214 @@
+"""One device's WebSocket connection: authenticate, then serve its frames.
+
+A connection runs three kinds of tasks: the reader (this class's `serve`),
+one writer draining a bounded outbox, and one follower per job it watches
+(XREAD BLOCK on the job's output stream). Frames from the hub (other devices,
+workers) never wait on a slow device: they go into the outbox without
+waiting, and a device that falls 256 frames behind is closed with 1013 and
+resumes from its cursors when it reconnects.
+
+Must not import: the core's session or provider, textual.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING, Any
+
+from redis.exceptions import RedisError
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from grizz_server import keys
+from grizz_server.gateway import frames
+from grizz_tui import protocol as p
+from grizz_tui.errors import ProtocolError
+
+if TYPE_CHECKING:
+    from grizz_server.gateway.server import Gateway
+    from grizz_server.store import Principal, UserStore
+
+log = logging.getLogger(__name__)
+OUTBOX_SIZE = 256
+MAX_FOLLOWED = 32
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_TOO_SLOW = 1013
+
+
+class Connection:
+    """An authenticated device; `user_id` scopes everything it can touch."""
+
+    def __init__(
+        self, gateway: Gateway, ws: ServerConnection, principal: Principal
+    ) -> None:
+        self.gateway = gateway
+        self.ws = ws
+        self.principal = principal
+        self.user_id = principal.user_id
+        self.store: UserStore = gateway.store.for_user(principal.user_id)
+        self.outbox: asyncio.Queue[str | None] = asyncio.Queue(OUTBOX_SIZE)
+        self.following: dict[str, asyncio.Task[None]] = {}
+
+    # -- outbound -------------------------------------------------------------
+
+    async def emit(self, frame: p.Frame) -> None:
+        """Queue a frame, waiting while the outbox is full (backpressure)."""
+        await self.outbox.put(p.dump_frame(frame))
+
+    def emit_nowait(self, frame: p.Frame) -> None:
+        """Queue a frame without waiting; a device this far behind is dropped."""
+        try:
+            self.outbox.put_nowait(p.dump_frame(frame))
+        except asyncio.QueueFull:
+            log.warning("device too slow; closing", extra={"user": self.user_id})
+            self.gateway.metrics.inc("grizz_slow_closes_total")
+            asyncio.get_running_loop().create_task(
+                self.ws.close(CLOSE_TOO_SLOW, "too far behind; reconnect and resume")
+            )
+
+    async def _writer(self) -> None:
+        while (text := await self.outbox.get()) is not None:
+            await self.ws.send(text)
+            self.gateway.metrics.inc("grizz_frames_sent_total")
+
+    # -- inbound --------------------------------------------------------------
+
+    async def serve(self) -> None:
+        """Welcome the device, then read frames until it goes away or idles out."""
+        writer = asyncio.create_task(self._writer())
+        await self.gateway.hub.add(self)
+        try:
+            await self.emit(await self._welcome())
+            while True:
+                try:
+                    async with asyncio.timeout(self.gateway.settings.idle_timeout_s):
+                        raw = await self.ws.recv()
+                except TimeoutError:
+                    await self.ws.close(1000, "idle timeout")
+                    return
+                await self.handle(raw)
+        except ConnectionClosed:
+            pass
+        finally:
+            await self.gateway.hub.remove(self)
+            for task in self.following.values():
+                task.cancel()
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
+                await writer
+
+    async def _welcome(self) -> p.Welcome:
+        s = self.gateway.settings
+        return p.Welcome(
+            user=self.principal.user_name,
+            device=self.principal.device,
+            cursor=await self.store.current_seq(),
+            limits={
+                "max_frame_bytes": s.max_frame_bytes,
+                "max_message_chars": s.max_message_chars,
+                "rate_per_minute": s.rate_per_minute,
+                "rate_burst": s.rate_burst,
+                "max_active_jobs": s.max_active_per_user,
+                "max_pull": s.max_pull,
+                "max_push": s.max_push,
+                "idle_timeout_s": s.idle_timeout_s,
+            },
+        )
+
+    async def handle(self, raw: str | bytes) -> None:
+        """Answer one incoming frame; every failure becomes an `error` frame."""
+        metrics = self.gateway.metrics
+        try:
+            frame = p.parse_frame(raw, allowed=p.CLIENT_FRAMES)
+        except ProtocolError as exc:
+            metrics.inc("grizz_bad_frames_total")
+            await self.emit(p.error_frame(exc, ref=p.ref_of(raw)))
+            return
+        metrics.inc("grizz_frames_received_total", type=frame.TYPE)
+        ref = getattr(frame, "ref", "")
+        try:
+            await frames.dispatch(self, frame)
+        except ProtocolError as exc:
+            if exc.code in (p.RATE_LIMITED, p.BUSY, p.TOO_MANY_JOBS):
+                metrics.inc("grizz_refusals_total", code=exc.code)
+            await self.emit(
+                p.Error(
+                    code=exc.code,
+                    message=exc.message,
+                    ref=ref,
+                    retry_after=getattr(exc, "retry_after", 0.0),
+                )
+            )
+        except (RedisError, OSError):
+            log.warning("redis unavailable while serving a frame", exc_info=True)
+            await self.emit(
+                p.Error(
+                    code=p.UNAVAILABLE,
+                    ref=ref,
+                    retry_after=1.0,
+                    message="The server's queue is unavailable; try again shortly.",
+                )
+            )
+
+    # -- jobs -----------------------------------------------------------------
+
+    def follow(self, job_id: str, after: str = "0") -> None:
+        """Stream job `job_id`'s output to this device from after entry `after`."""
+        old = self.following.get(job_id)
+        if old is not None and not old.done():
+            return
+        if len(self.following) >= MAX_FOLLOWED:
+            self.following = {j: t for j, t in self.following.items() if not t.done()}
+        self.following[job_id] = asyncio.create_task(self._follow(job_id, after))
+
+    async def _follow(self, job_id: str, after: str) -> None:
+        redis = self.gateway.redis
+        key, last = keys.job_out(job_id), after
+        block = self.gateway.settings.block_ms
+        while True:
+            try:
+                reply = await redis.xread({key: last}, count=200, block=block)
+                if not reply and not await redis.exists(key, keys.job_info(job_id)):
+                    await self.emit(
+                        p.Error(
+                            code=p.NOT_FOUND,
+                            job_id=job_id,
+                            message="This reply is no longer available; "
+                            "pull to get the stored messages.",
+                        )
+                    )
+                    return
+            except (RedisError, OSError):
+                await asyncio.sleep(0.5)
+                continue
+            for entry_id, fields in reply[0][1] if reply else []:
+                last = entry_id.decode()
+                frame = frames.entry_frame(job_id, last, fields)
+                if frame is not None:
+                    await self.emit(frame)
+                    self.gateway.metrics.inc("grizz_job_frames_sent_total")
+                if fields.get(b"k") in (b"done", b"error"):
+                    return
+
+    async def on_event(self, event: dict[str, Any]) -> None:
+        """A live event for this user from the hub."""
+        kind = event.get("kind")
+        if kind == "job":
+            self.emit_nowait(
+                p.Job(
+                    job_id=event["job_id"],
+                    message_id=event["message_id"],
+                    reply_id=event["reply_id"],
+                    conversation_id=event["conversation_id"],
+                )
+            )
+            self.follow(str(event["job_id"]))
+        if kind in ("job", "changed"):
+            self.emit_nowait(
+                p.Changed(
+                    cursor=int(event.get("cursor", 0)),
+                    changes=list(event.get("changes", [])),
+                )
+            )

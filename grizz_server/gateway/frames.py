@@ -1,0 +1,254 @@
+"""What the gateway does for each device frame, and how job entries become frames.
+
+Every handler acts only on the connection's own user: the store it uses is
+`gateway.store.for_user(user_id)`, job ids are derived from the user id, and
+a job named by a device is served only after checking its owner. Refusals
+raise `ProtocolError` with the code the device sees.
+
+Must not import: the core's session or provider, textual.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from grizz_server.queue.jobs import job_id_for, reply_id_for
+from grizz_tui import protocol as p
+from grizz_tui.core import days
+from grizz_tui.errors import ConfigError, ProtocolError, StoreError, UsageError
+from grizz_tui.store.models import Message, Role
+
+if TYPE_CHECKING:
+    from grizz_server.gateway.connection import Connection
+
+
+class Refused(ProtocolError):
+    """A refusal that tells the device when to try again."""
+
+    def __init__(self, message: str, *, code: str, retry_after: float = 0.0) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
+
+
+async def dispatch(conn: Connection, frame: p.Frame) -> None:
+    if isinstance(frame, p.Send):
+        await send(conn, frame)
+    elif isinstance(frame, p.Resume):
+        await resume(conn, frame)
+    elif isinstance(frame, p.Pull):
+        await pull(conn, frame)
+    elif isinstance(frame, p.Push):
+        await push(conn, frame)
+    elif isinstance(frame, p.Ping):
+        await conn.emit(p.Pong(ref=frame.ref))
+    else:
+        raise ProtocolError(
+            "Already authenticated; 'hello' is only the first frame.", code=p.BAD_FRAME
+        )
+
+
+def _day_and_tz(frame: p.Send) -> tuple[str, str]:
+    try:
+        tz_name = days.tz_name(frame.tz) if frame.tz else "UTC"
+        day = (
+            days.parse_day(frame.day, frame.tz or "UTC")
+            if frame.day
+            else days.today(frame.tz or "UTC")
+        )
+    except (ConfigError, UsageError) as exc:
+        raise ProtocolError(str(exc), code=p.BAD_FRAME) from None
+    return day, tz_name
+
+
+async def send(conn: Connection, frame: p.Send) -> None:
+    """Store the user's message, queue its reply job, follow the job."""
+    settings = conn.gateway.settings
+    if len(frame.text) > settings.max_message_chars:
+        raise ProtocolError(
+            f"The message is {len(frame.text)} characters; the limit is "
+            f"{settings.max_message_chars}.",
+            code=p.TOO_LONG,
+        )
+    if not frame.text.strip():
+        raise ProtocolError("The message is empty.", code=p.BAD_FRAME)
+    day, tz = _day_and_tz(frame)
+    message_id = frame.message_id or str(uuid.uuid4())
+    job_id = job_id_for(conn.user_id, message_id)
+    queue = conn.gateway.queue
+    admission = await queue.admit(conn.user_id, job_id)
+    if admission.status == "exists":
+        await _accept(
+            conn, frame, job_id, await conn.store.get_message(message_id), True
+        )
+        return
+    _refuse(admission.status, admission.retry_after_ms)
+    try:
+        conv = await conn.store.ensure_day(day, tz)
+        message = await conn.store.add_message(
+            conversation_id=conv,
+            role=Role.USER,
+            content=frame.text,
+            message_id=message_id,
+        )
+    except (StoreError, UsageError) as exc:
+        await queue.release_reservation(conn.user_id, job_id)
+        raise ProtocolError(str(exc), code=p.CONFLICT) from None
+    status, _ = await queue.enqueue(
+        job_id=job_id,
+        user_id=conn.user_id,
+        message_id=message_id,
+        reply_id=reply_id_for(job_id),
+        conversation_id=conv,
+        tz=frame.tz,
+    )
+    conn.gateway.metrics.inc("grizz_jobs_accepted_total")
+    await _accept(conn, frame, job_id, message, status == "exists")
+    cursor = await conn.store.current_seq()
+    await conn.gateway.publish(
+        conn.user_id,
+        {
+            "kind": "job",
+            "job_id": job_id,
+            "message_id": message_id,
+            "reply_id": reply_id_for(job_id),
+            "conversation_id": conv,
+            "cursor": cursor,
+            "changes": [
+                {
+                    "seq": cursor,
+                    "entity": "messages",
+                    "id": message.id,
+                    "data": message.to_dict(),
+                }
+            ],
+        },
+    )
+
+
+def _refuse(status: str, retry_after_ms: int) -> None:
+    if status == "rate":
+        raise Refused(
+            f"Slow down: too many messages; try again in "
+            f"{max(1, round(retry_after_ms / 1000))} s.",
+            code=p.RATE_LIMITED,
+            retry_after=retry_after_ms / 1000,
+        )
+    if status == "busy":
+        raise Refused(
+            "Grizz is very busy right now; try again in a minute.",
+            code=p.BUSY,
+            retry_after=30.0,
+        )
+    if status == "too_many":
+        raise Refused(
+            "Grizz is still answering your earlier messages; send this one "
+            "when a reply finishes.",
+            code=p.TOO_MANY_JOBS,
+            retry_after=5.0,
+        )
+
+
+async def _accept(
+    conn: Connection,
+    frame: p.Send,
+    job_id: str,
+    message: Message | None,
+    duplicate: bool,
+) -> None:
+    if message is None:
+        raise ProtocolError(
+            "This message id belongs to a message that no longer exists.",
+            code=p.CONFLICT,
+        )
+    await conn.emit(
+        p.Accepted(
+            message_id=message.id,
+            job_id=job_id,
+            reply_id=reply_id_for(job_id),
+            conversation_id=message.conversation_id,
+            ref=frame.ref,
+            duplicate=duplicate,
+            message=message.to_dict(),
+        )
+    )
+    conn.follow(job_id, "0")
+
+
+async def resume(conn: Connection, frame: p.Resume) -> None:
+    """Follow a job of this user's again, after the last entry the device saw."""
+    owner = await conn.gateway.queue.job_owner(frame.job_id)
+    if owner != conn.user_id:  # another user's job looks exactly like a missing one
+        raise ProtocolError(
+            "No such reply; pull to get the stored messages.", code=p.NOT_FOUND
+        )
+    task = conn.following.pop(frame.job_id, None)
+    if task is not None:
+        task.cancel()
+    conn.follow(frame.job_id, frame.after)
+
+
+async def pull(conn: Connection, frame: p.Pull) -> None:
+    limit = min(frame.limit, conn.gateway.settings.max_pull)
+    try:
+        changes, cursor, has_more = await conn.store.pull(frame.after, limit)
+    except UsageError as exc:
+        raise ProtocolError(str(exc), code=p.BAD_FRAME) from None
+    await conn.emit(
+        p.Changes(changes=changes, cursor=cursor, has_more=has_more, ref=frame.ref)
+    )
+
+
+async def push(conn: Connection, frame: p.Push) -> None:
+    limit = conn.gateway.settings.max_push
+    if len(frame.changes) > limit:
+        raise ProtocolError(
+            f"A push may carry at most {limit} changes.", code=p.TOO_LARGE
+        )
+    try:
+        json.dumps(frame.changes, ensure_ascii=False).encode()
+        results = await conn.store.push(frame.changes)
+    except (UsageError, StoreError, UnicodeEncodeError, ValueError) as exc:
+        raise ProtocolError(str(exc), code=p.BAD_CHANGE) from None
+    cursor = await conn.store.current_seq()
+    await conn.emit(p.Pushed(results=results, cursor=cursor, ref=frame.ref))
+    if any(r.get("status") == "applied" for r in results):
+        await conn.gateway.publish(
+            conn.user_id, {"kind": "changed", "cursor": cursor, "changes": []}
+        )
+
+
+def entry_frame(job_id: str, entry: str, fields: dict[bytes, bytes]) -> p.Frame | None:
+    """The device frame for one entry of a job's output stream, if any."""
+    kind = fields.get(b"k", b"").decode()
+    attempt = int(fields.get(b"a", b"0") or 0)
+    text = fields.get(b"t", b"").decode()
+    extra = fields.get(b"x", b"").decode()
+    if kind == "chunk":
+        return p.Chunk(job_id=job_id, attempt=attempt, entry=entry, text=text)
+    if kind == "restart":
+        return p.Restart(job_id=job_id, attempt=attempt, entry=entry)
+    if kind == "tool":
+        return p.Tool(
+            job_id=job_id, attempt=attempt, entry=entry, name=text, summary=extra
+        )
+    if kind == "retry":
+        return p.Retrying(
+            job_id=job_id,
+            attempt=attempt,
+            entry=entry,
+            delay_ms=int(extra or 0),
+            reason=text,
+        )
+    if kind == "done":
+        message: dict[str, Any] = json.loads(text)
+        return p.Done(job_id=job_id, attempt=attempt, entry=entry, message=message)
+    if kind == "error":
+        return p.Error(
+            code=fields.get(b"c", b"job_failed").decode(),
+            message=text,
+            job_id=job_id,
+            entry=entry,
+        )
+    return None

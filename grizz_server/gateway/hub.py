@@ -1,0 +1,134 @@
+"""Live fan-out across gateways: which of a user's devices are connected here.
+
+Each gateway subscribes (one Redis pub/sub connection) to the change channel
+of every user with at least one device connected to it, and hands each event
+to those devices' connections. So a message sent through gateway A reaches the
+user's phone on gateway B, and no gateway sees other users' traffic.
+
+Pub/sub is fire-and-forget; what it can lose during a Redis outage a device
+recovers with `pull` after its cursor, and after every reconnect to Redis the
+hub tells each connection the current cursor so it knows to pull.
+
+Must not import: the store, the core, textual.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+from redis.exceptions import RedisError
+
+from grizz_server import keys
+
+log = logging.getLogger(__name__)
+
+
+class Listener(Protocol):
+    user_id: str
+
+    async def on_event(self, event: dict[str, Any]) -> None: ...
+
+
+class Hub:
+    """user id → connected listeners, fed from Redis pub/sub."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        on_reconnect: Callable[[str], Awaitable[None]] | None = None,
+    ) -> None:
+        self.redis = redis
+        self.users: dict[str, set[Listener]] = {}
+        self.on_reconnect = on_reconnect
+        self._pubsub: PubSub | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._listen())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._pubsub is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await self._pubsub.aclose()
+
+    async def add(self, listener: Listener) -> None:
+        async with self._lock:
+            first = listener.user_id not in self.users
+            self.users.setdefault(listener.user_id, set()).add(listener)
+            if first and self._pubsub is not None:
+                with contextlib.suppress(RedisError, OSError):
+                    await self._pubsub.subscribe(keys.user_changes(listener.user_id))
+
+    async def remove(self, listener: Listener) -> None:
+        async with self._lock:
+            group = self.users.get(listener.user_id)
+            if group is None:
+                return
+            group.discard(listener)
+            if not group:
+                del self.users[listener.user_id]
+                if self._pubsub is not None:
+                    with contextlib.suppress(RedisError, OSError):
+                        await self._pubsub.unsubscribe(
+                            keys.user_changes(listener.user_id)
+                        )
+
+    async def _connect(self) -> PubSub:
+        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        async with self._lock:
+            channels = [keys.user_changes(user) for user in self.users]
+            await pubsub.subscribe(f"{keys.PREFIX}:gateway:keepalive", *channels)
+            self._pubsub = pubsub
+        return pubsub
+
+    async def _listen(self) -> None:
+        reconnecting = False
+        while True:
+            try:
+                pubsub = await self._connect()
+                if reconnecting:
+                    await self._announce_reconnect()
+                while True:
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message is not None:
+                        await self._dispatch(message)
+            except (RedisError, OSError) as exc:
+                log.warning("pub/sub lost; reconnecting", extra={"error": str(exc)})
+                self._pubsub = None
+                reconnecting = True
+                await asyncio.sleep(0.5)
+
+    async def _announce_reconnect(self) -> None:
+        if self.on_reconnect is not None:
+            for user in list(self.users):
+                with contextlib.suppress(Exception):
+                    await self.on_reconnect(user)
+
+    async def _dispatch(self, message: dict[str, Any]) -> None:
+        channel = message.get("channel", b"")
+        channel = channel.decode() if isinstance(channel, bytes) else str(channel)
+        user = channel.removeprefix(f"{keys.PREFIX}:user:").removesuffix(":changes")
+        try:
+            event = json.loads(message["data"])
+        except (ValueError, TypeError):
+            return
+        for listener in list(self.users.get(user, ())):
+            await listener.on_event(event)
+
+    async def broadcast(self, user_id: str, event: dict[str, Any]) -> None:
+        """Deliver `event` to this gateway's listeners of `user_id` directly."""
+        for listener in list(self.users.get(user_id, ())):
+            await listener.on_event(event)

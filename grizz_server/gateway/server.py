@@ -1,0 +1,231 @@
+"""The gateway process: `websockets` server, token auth, /healthz and /metrics.
+
+HTTP and WebSocket share one port: `process_request` answers `GET /healthz`
+and `GET /metrics` itself, rejects a bad `Authorization: Bearer` token with
+401 before the upgrade, and lets everything else upgrade. A device that
+cannot send headers authenticates with a `hello` frame within
+`auth_timeout_s` instead. On SIGTERM the server stops accepting and closes
+every connection with 1001; jobs keep running in the workers and devices
+resume on reconnect.
+
+Must not import: the core's session or provider, textual.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+from http import HTTPStatus
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from grizz_server import keys
+from grizz_server.gateway.connection import CLOSE_UNAUTHORIZED, Connection
+from grizz_server.gateway.hub import Hub
+from grizz_server.gateway.metrics import Metrics
+from grizz_server.queue.jobs import JobQueue
+from grizz_server.settings import ServerSettings
+from grizz_server.store import Principal, ServerStore
+from grizz_tui import protocol as p
+from grizz_tui.errors import GrizzError, ProtocolError
+
+log = logging.getLogger(__name__)
+
+
+class Gateway:
+    """Shared state of one gateway process: Redis, the store, the hub, metrics."""
+
+    def __init__(
+        self, settings: ServerSettings, redis: Redis, store: ServerStore
+    ) -> None:
+        self.settings = settings
+        self.redis = redis
+        self.store = store
+        self.queue = JobQueue(redis, settings)
+        self.metrics = Metrics()
+        self.hub = Hub(redis, on_reconnect=self._resync)
+        self.connections = 0
+
+    async def publish(self, user_id: str, event: dict[str, Any]) -> None:
+        """Send `event` to every device of `user_id`, on every gateway."""
+        await self.redis.publish(keys.user_changes(user_id), json.dumps(event))
+
+    async def _resync(self, user_id: str) -> None:
+        cursor = await self.store.for_user(user_id).current_seq()
+        await self.hub.broadcast(
+            user_id, {"kind": "changed", "cursor": cursor, "changes": []}
+        )
+
+    # -- HTTP -----------------------------------------------------------------
+
+    async def process_request(
+        self, connection: ServerConnection, request: Request
+    ) -> Response | None:
+        path = request.path.split("?", 1)[0]
+        if path == "/healthz":
+            return await self._healthz(connection)
+        if path == "/metrics":
+            text = await self.metrics.render(self)
+            return _response(
+                connection, HTTPStatus.OK, text, "text/plain; version=0.0.4"
+            )
+        header = request.headers.get("Authorization", "")
+        if not header:
+            return None  # authenticate with a `hello` frame instead
+        scheme, _, token = header.partition(" ")
+        principal = None
+        if scheme.lower() == "bearer" and token.strip():
+            principal = await self.store.authenticate(token.strip())
+        if principal is None:
+            self.metrics.inc("grizz_auth_failures_total")
+            return _response(
+                connection,
+                HTTPStatus.UNAUTHORIZED,
+                "Unknown or revoked device token.\n",
+                "text/plain",
+            )
+        connection.grizz_principal = principal  # type: ignore[attr-defined]
+        return None
+
+    async def _healthz(self, connection: ServerConnection) -> Response:
+        problems: list[str] = []
+        try:
+            await self.redis.ping()
+        except (RedisError, OSError):
+            problems.append("redis unreachable")
+        try:
+            await self.store.check()
+        except GrizzError as exc:
+            problems.append(f"store: {exc}")
+        status = HTTPStatus.SERVICE_UNAVAILABLE if problems else HTTPStatus.OK
+        body = json.dumps({"ok": not problems, "problems": problems}) + "\n"
+        return _response(connection, status, body, "application/json")
+
+    # -- WebSocket ------------------------------------------------------------
+
+    async def handler(self, ws: ServerConnection) -> None:
+        principal: Principal | None = getattr(ws, "grizz_principal", None)
+        if principal is None:
+            principal = await self._hello(ws)
+            if principal is None:
+                return
+        self.connections += 1
+        try:
+            await Connection(self, ws, principal).serve()
+        finally:
+            self.connections -= 1
+
+    async def _hello(self, ws: ServerConnection) -> Principal | None:
+        """Wait for a `hello` with a token (devices that cannot send headers)."""
+        try:
+            async with asyncio.timeout(self.settings.auth_timeout_s):
+                raw = await ws.recv()
+            frame = p.parse_frame(raw, allowed=(p.Hello,))
+            principal = (
+                await self.store.authenticate(frame.token)
+                if isinstance(frame, p.Hello)
+                else None
+            )
+        except (TimeoutError, ProtocolError):
+            principal = None
+        except ConnectionClosed:
+            return None
+        if principal is None:
+            self.metrics.inc("grizz_auth_failures_total")
+            with contextlib.suppress(ConnectionClosed):
+                await ws.send(
+                    p.dump_frame(
+                        p.Error(
+                            code=p.UNAUTHORIZED,
+                            message="Authenticate first: send an Authorization: Bearer "
+                            "header "
+                            "or a 'hello' frame with a valid device token.",
+                        )
+                    )
+                )
+                await ws.close(CLOSE_UNAUTHORIZED, "unauthorized")
+        return principal
+
+
+def _response(
+    connection: ServerConnection, status: HTTPStatus, body: str, content_type: str
+) -> Response:
+    response = connection.respond(status, body)
+    response.headers = Headers(
+        [
+            ("Content-Type", content_type),
+            ("Content-Length", str(len(body.encode()))),
+            ("Connection", "close"),
+        ]
+    )
+    return response
+
+
+class RunningGateway:
+    """A gateway serving on a socket: `async with RunningGateway(settings) as gw`."""
+
+    def __init__(self, settings: ServerSettings) -> None:
+        self.settings = settings
+        self.gateway: Gateway | None = None
+        self.port = 0
+        self._server: Any = None
+
+    async def __aenter__(self) -> RunningGateway:
+        from grizz_server.store import ServerStore, default_db_url
+
+        s = self.settings
+        redis = Redis.from_url(s.redis_url, health_check_interval=10)
+        try:
+            store = await ServerStore.open(s.db_url or default_db_url())
+        except BaseException:
+            await redis.aclose()
+            raise
+        self.gateway = gateway = Gateway(s, redis, store)
+        await gateway.hub.start()
+        self._server = await serve(
+            gateway.handler,
+            s.host,
+            s.port,
+            process_request=gateway.process_request,
+            max_size=s.max_frame_bytes,
+            max_queue=16,
+            write_limit=32 * 1024,
+            compression=None,
+            ping_interval=s.ping_interval_s,
+            ping_timeout=s.ping_timeout_s,
+            open_timeout=s.auth_timeout_s,
+            server_header="grizz-server",
+        )
+        self.port = next(iter(self._server.sockets)).getsockname()[1]
+        log.info("gateway listening", extra={"host": s.host, "port": self.port})
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        log.info("gateway stopping: closing connections with 1001")
+        gateway = self.gateway
+        assert gateway is not None
+        self._server.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._server.wait_closed(), 15)
+        await gateway.hub.stop()
+        await gateway.store.close()
+        await gateway.redis.aclose()
+
+
+async def serve_gateway(settings: ServerSettings) -> None:
+    """Run a gateway process until SIGTERM/SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with RunningGateway(settings):
+        await stop.wait()

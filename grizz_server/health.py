@@ -1,0 +1,124 @@
+"""`grizz-server check`: Redis up, store usable, queue moving, a worker alive?
+
+Must not import: websockets, the core's session, textual.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import urllib.request
+from dataclasses import dataclass, field
+from typing import Any
+
+from grizz_server import keys
+from grizz_server.launcher import run_file, safe_url
+from grizz_server.settings import ServerSettings
+from grizz_tui.errors import GrizzError
+
+
+@dataclass
+class Report:
+    """One line per component; `healthy` is False when any `ok` is False."""
+
+    lines: list[tuple[str, bool, str]] = field(default_factory=list)
+    figures: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, name: str, ok: bool, detail: str) -> None:
+        self.lines.append((name, ok, detail))
+
+    @property
+    def healthy(self) -> bool:
+        return all(ok for _, ok, _ in self.lines)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "healthy": self.healthy,
+            "checks": {name: {"ok": ok, "detail": d} for name, ok, d in self.lines},
+            **self.figures,
+        }
+
+
+def running_server() -> dict[str, Any]:
+    """What the local launcher wrote about itself ({} when none is running)."""
+    with contextlib.suppress(OSError, ValueError):
+        data = json.loads(run_file().read_text())
+        if isinstance(data, dict):
+            return data
+    return {}
+
+
+async def check(settings: ServerSettings) -> Report:
+    report = Report()
+    local = running_server()
+    redis_url = settings.redis_url or str(local.get("redis_url", ""))
+    await _check_store(settings, report)
+    if not redis_url:
+        report.add("redis", False, "no REDIS_URL set and no running grizz-server found")
+    else:
+        await _check_redis(redis_url, report)
+    if local.get("port"):
+        _check_gateway(str(local.get("host", "127.0.0.1")), int(local["port"]), report)
+    return report
+
+
+async def _check_store(settings: ServerSettings, report: Report) -> None:
+    from grizz_server.store import ServerStore, default_db_url
+
+    url = settings.db_url or default_db_url()
+    try:
+        store = await ServerStore.open(url, pool_size=1)
+        try:
+            await store.check()
+        finally:
+            await store.close()
+    except GrizzError as exc:
+        report.add("store", False, str(exc))
+    else:
+        report.add("store", True, f"{safe_url(url)}")
+
+
+async def _check_redis(url: str, report: Report) -> None:
+    from redis.asyncio import Redis
+    from redis.exceptions import RedisError
+
+    redis = Redis.from_url(url, socket_connect_timeout=3, socket_timeout=5)
+    try:
+        await redis.ping()
+        depth = await redis.zcard(keys.INFLIGHT)
+        delayed = await redis.zcard(keys.DELAYED)
+        dead = await redis.xlen(keys.DLQ)
+        pending = 0
+        with contextlib.suppress(RedisError):
+            pending = int((await redis.xpending(keys.JOBS, keys.GROUP))["pending"])
+        workers = [k async for k in redis.scan_iter(match=keys.worker("*"), count=500)]
+    except (RedisError, OSError) as exc:
+        report.add("redis", False, f"{safe_url(url)} unreachable ({exc})")
+        return
+    finally:
+        await redis.aclose()
+    report.add("redis", True, safe_url(url))
+    report.figures.update(
+        queue_depth=depth,
+        pending=pending,
+        delayed=delayed,
+        dead=dead,
+        live_workers=len(workers),
+    )
+    report.add(
+        "queue",
+        True,
+        f"{depth} unfinished, {pending} being worked on, {delayed} waiting to retry",
+    )
+    hint = " (inspect with XRANGE grizz:dlq)" if dead else ""
+    report.add("dead letters", True, f"{dead}{hint}")
+    report.add("workers", bool(workers), f"{len(workers)} alive")
+
+
+def _check_gateway(host: str, port: int, report: Report) -> None:
+    url = f"http://{host}:{port}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=3) as response:
+            report.add("gateway", response.status == 200, url)
+    except OSError as exc:
+        report.add("gateway", False, f"{url} ({exc})")

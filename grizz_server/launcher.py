@@ -1,0 +1,221 @@
+"""`grizz-server run`: start Redis if needed, then supervise gateway + N workers.
+
+Each role runs as its own process (`python -m grizz_server gateway|worker`),
+writes its own JSON log under the log directory, and is restarted with
+exponential backoff when it dies; a process that dies `restart_limit` times
+within a minute makes the launcher stop everything and exit non-zero rather
+than flap forever. SIGTERM/SIGINT stop the children (they close connections
+with 1001 and hand running jobs back), then the embedded Redis.
+
+Must not import: websockets, the core's session, textual.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from grizz_server.redis_server import RedisProcess
+from grizz_server.settings import ServerSettings, server_dir
+from grizz_tui.errors import ConfigError
+
+log = logging.getLogger(__name__)
+RESTART_WINDOW_S = 60.0
+STOP_TIMEOUT_S = 20.0
+
+
+def run_file() -> Path:
+    """Where a running launcher records its pid, Redis URL and port (for `check`)."""
+    return server_dir() / "run.json"
+
+
+def safe_url(url: str) -> str:
+    """`url` with any password replaced by `***` (for logs and messages)."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+@dataclass
+class Child:
+    """One supervised process and its crash history."""
+
+    name: str
+    role: str
+    proc: asyncio.subprocess.Process | None = None
+    crashes: list[float] = field(default_factory=list)
+
+
+class Launcher:
+    """Supervises the server's processes until stopped."""
+
+    def __init__(self, settings: ServerSettings, *, verbose: bool = False) -> None:
+        self.settings = settings
+        self.verbose = verbose
+        self.children: list[Child] = []
+        self.redis: RedisProcess | None = None
+        self.stopping = asyncio.Event()
+        self.failed = ""
+
+    async def run(self) -> int:
+        """Start everything; return the exit status once stopped."""
+        try:
+            self._start_redis()
+            await preflight(self.settings)
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self.stopping.set)
+            self.children = [Child("gateway", "gateway")] + [
+                Child(f"worker-{i + 1}", "worker") for i in range(self.settings.workers)
+            ]
+            self._write_run_file()
+            supervisors = [
+                asyncio.create_task(self._supervise(c)) for c in self.children
+            ]
+            await self.stopping.wait()
+            log.info("stopping", extra={"reason": self.failed or "signal"})
+            await self._stop_children()
+            for task in supervisors:
+                task.cancel()
+            await asyncio.gather(*supervisors, return_exceptions=True)
+        finally:
+            with contextlib.suppress(OSError):
+                run_file().unlink()
+            if self.redis is not None:
+                self.redis.stop()
+                log.info("embedded redis stopped")
+        return 1 if self.failed else 0
+
+    def _start_redis(self) -> None:
+        if self.settings.redis_url:
+            return
+        directory = server_dir() / "redis"
+        self.redis = RedisProcess(directory, persist=True).start()
+        self.settings = replace(self.settings, redis_url=self.redis.url)
+        log.info(
+            "no REDIS_URL set: started an embedded redis-server with AOF persistence",
+            extra={"redis_url": self.redis.url, "dir": str(directory)},
+        )
+
+    def _write_run_file(self) -> None:
+        path = run_file()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(
+            json.dumps(
+                {
+                    "pid": os.getpid(),
+                    "redis_url": self.settings.redis_url,
+                    "host": self.settings.host,
+                    "port": self.settings.port,
+                    "embedded_redis": self.redis is not None,
+                }
+            )
+        )
+
+    async def _spawn(self, child: Child) -> asyncio.subprocess.Process:
+        env = {**os.environ, **self.settings.env()}
+        args = [sys.executable, "-m", "grizz_server", child.role, "--name", child.name]
+        if self.verbose:
+            args.append("--verbose")
+        proc = await asyncio.create_subprocess_exec(
+            *args, env=env, stdin=asyncio.subprocess.DEVNULL
+        )
+        log.info("process started", extra={"child": child.name, "pid": proc.pid})
+        return proc
+
+    async def _supervise(self, child: Child) -> None:
+        while not self.stopping.is_set():
+            child.proc = await self._spawn(child)
+            code = await child.proc.wait()
+            if self.stopping.is_set():
+                return
+            now = time.monotonic()
+            child.crashes = [t for t in child.crashes if now - t < RESTART_WINDOW_S] + [
+                now
+            ]
+            log.error(
+                "process exited",
+                extra={
+                    "child": child.name,
+                    "code": code,
+                    "crashes_last_minute": len(child.crashes),
+                },
+            )
+            if len(child.crashes) > self.settings.restart_limit:
+                self.failed = (
+                    f"{child.name} crashed {len(child.crashes)} times within "
+                    f"{RESTART_WINDOW_S:.0f} s; giving up"
+                )
+                log.error(self.failed)
+                self.stopping.set()
+                return
+            delay = min(10.0, 0.25 * 2 ** (len(child.crashes) - 1))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), delay)
+
+    async def _stop_children(self) -> None:
+        live = [c.proc for c in self.children if c.proc and c.proc.returncode is None]
+        for proc in live:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+        if not live:
+            return
+        timeout = self.settings.shutdown_grace_s + 5
+        _, pending = await asyncio.wait(
+            [asyncio.create_task(p.wait()) for p in live], timeout=timeout
+        )
+        for proc in live:
+            if proc.returncode is None:
+                log.warning(
+                    "process did not stop in time; killing", extra={"pid": proc.pid}
+                )
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+        if pending:
+            await asyncio.wait(pending, timeout=5)
+
+
+async def preflight(settings: ServerSettings) -> None:
+    """Fail fast, in one sentence, on an unreachable Redis, store or provider setup.
+
+    Raises:
+        ConfigError: Redis cannot be reached.
+        GrizzError: the store or the provider configuration is unusable.
+    """
+    from redis.asyncio import Redis
+    from redis.exceptions import RedisError
+
+    from grizz_server.store import ServerStore, default_db_url
+    from grizz_tui.config import load_settings
+    from grizz_tui.core.setup import make_provider
+
+    redis = Redis.from_url(settings.redis_url, socket_connect_timeout=3)
+    try:
+        await redis.ping()
+    except (RedisError, OSError) as exc:
+        raise ConfigError(
+            f"Cannot reach Redis at {safe_url(settings.redis_url)} ({_reason(exc)}); "
+            "start it, fix REDIS_URL, or unset REDIS_URL to use an embedded one."
+        ) from None
+    finally:
+        await redis.aclose()
+    store = await ServerStore.open(settings.db_url or default_db_url())
+    await store.close()
+    provider = make_provider(load_settings())
+    await provider.aclose()
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text.rstrip(".")

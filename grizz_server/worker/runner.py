@@ -1,0 +1,276 @@
+"""The worker loop: promote retries, reclaim stale jobs, read new ones, run them.
+
+Each job runs as its own task next to a lease keeper that renews the lease
+every third of `lease_ms`; when a renewal finds the job fenced (another
+attempt took over) the task is cancelled. On SIGTERM the loop stops reading,
+lets running replies finish for `shutdown_grace_s`, then hands the rest back
+for immediate reclaim. A heartbeat key tells `grizz-server check` it is alive.
+
+Must not import: websockets, textual.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import time
+import uuid
+
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from grizz_server import keys
+from grizz_server.queue.jobs import Attempt, Delivery, JobQueue
+from grizz_server.settings import ServerSettings
+from grizz_server.worker.handlers import Fenced, WorkerContext, generate_reply
+from grizz_tui.errors import (
+    AuthError,
+    ConfigError,
+    GrizzError,
+    ProviderError,
+    StoreError,
+)
+from grizz_tui.protocol import JOB_FAILED
+
+log = logging.getLogger(__name__)
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+def consumer_name() -> str:
+    """Unique per process: `host:pid:random`, so a restart never reuses a PEL."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Worker:
+    """One worker process's job loop (`concurrency` replies at once)."""
+
+    def __init__(self, ctx: WorkerContext, settings: ServerSettings) -> None:
+        self.ctx = ctx
+        self.settings = settings
+        self.queue = ctx.queue
+        self.name = ctx.queue.consumer
+        self.tasks: dict[asyncio.Task[None], Delivery] = {}
+        self.stopping = asyncio.Event()
+        self._attempts: dict[asyncio.Task[None], Attempt] = {}
+        self._last_reclaim = 0.0
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    async def run(self, *, burst: bool = False) -> None:
+        """Work until `stop()` (or, with `burst`, until the queue is drained)."""
+        await self._until_redis(self.queue.ensure_group)
+        heartbeat = asyncio.create_task(self._heartbeat())
+        log.info("worker started", extra={"consumer": self.name})
+        try:
+            while not self.stopping.is_set():
+                try:
+                    got = await self._step()
+                except REDIS_DOWN as exc:
+                    log.warning(
+                        "redis unavailable; retrying", extra={"error": str(exc)}
+                    )
+                    await asyncio.sleep(0.5)
+                    continue
+                if burst and not got and not self.tasks:
+                    break
+            await self._drain()
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError, *REDIS_DOWN, RedisError):
+                await heartbeat
+                await self.ctx.redis.delete(keys.worker(self.name))
+                await self.ctx.redis.zrem(keys.WORKERS, self.name)
+            log.info("worker stopped", extra={"consumer": self.name})
+
+    async def _until_redis(self, call: object) -> None:
+        while True:
+            try:
+                await call()  # type: ignore[operator]
+                return
+            except REDIS_DOWN as exc:
+                log.warning("redis unavailable; retrying", extra={"error": str(exc)})
+                await asyncio.sleep(0.5)
+
+    async def _step(self) -> bool:
+        """One loop turn; True when it found work."""
+        await self.queue.promote()
+        free = self.settings.worker_concurrency - len(self.tasks)
+        if free <= 0:
+            await asyncio.wait(
+                self.tasks,
+                timeout=self.settings.block_ms / 1000,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            return True
+        deliveries = await self._reclaim_stale(free)
+        if not deliveries:
+            deliveries = await self._read_batch(free)
+        for delivery in deliveries:
+            task = asyncio.create_task(self._run(delivery))
+            self.tasks[task] = delivery
+            task.add_done_callback(self._forget)
+        return bool(deliveries)
+
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        self.tasks.pop(task, None)
+        self._attempts.pop(task, None)
+
+    async def _reclaim_stale(self, free: int) -> list[Delivery]:
+        period = max(self.settings.block_ms, self.settings.visibility_ms // 4) / 1000
+        if time.monotonic() - self._last_reclaim < period:
+            return []
+        self._last_reclaim = time.monotonic()
+        found = await self.queue.reclaim(free)
+        if found:
+            log.info(
+                "reclaimed stale jobs",
+                extra={"jobs": ",".join(d.job_id for d in found)},
+            )
+        return found
+
+    async def _read_batch(self, free: int) -> list[Delivery]:
+        return await self.queue.read(free, self.settings.block_ms)
+
+    async def _run(self, delivery: Delivery) -> None:
+        try:
+            begun = await self.queue.begin(delivery)
+        except REDIS_DOWN:
+            return  # still pending: it will be reclaimed
+        if not isinstance(begun, Attempt):
+            if begun == "dead":
+                log.warning("job dead-lettered", extra={"job": delivery.job_id})
+            return
+        current = asyncio.current_task()
+        assert current is not None
+        self._attempts[current] = begun
+        log.info(
+            "job started", extra={"job": delivery.job_id, "attempt": begun.attempt}
+        )
+        job = asyncio.create_task(generate_reply(self.ctx, begun))
+        keeper = asyncio.create_task(self._keep_lease(begun, job))
+        try:
+            await self._outcome(begun, job)
+        finally:
+            keeper.cancel()
+
+    async def _keep_lease(self, attempt: Attempt, job: asyncio.Task[object]) -> None:
+        period = self.settings.lease_ms / 3000
+        while not job.done():
+            await asyncio.sleep(period)
+            try:
+                owner = await self.queue.extend(attempt)
+            except REDIS_DOWN:
+                continue  # keep trying; the fence protects the job meanwhile
+            if not owner:
+                log.warning(
+                    "job fenced off; stopping", extra={"job": attempt.delivery.job_id}
+                )
+                job.cancel()
+                return
+
+    async def _outcome(self, attempt: Attempt, job: asyncio.Task[object]) -> None:
+        extra = {"job": attempt.delivery.job_id, "attempt": attempt.attempt}
+        try:
+            await asyncio.shield(job)
+            log.info("job finished", extra=extra)
+        except (Fenced, asyncio.CancelledError):
+            if not job.done():
+                job.cancel()
+                with contextlib.suppress(BaseException):
+                    await job
+            if self.stopping.is_set():
+                with contextlib.suppress(*REDIS_DOWN, RedisError):
+                    await self.queue.release(attempt)
+                log.info("job handed back", extra=extra)
+            else:
+                log.warning("job attempt abandoned (fenced)", extra=extra)
+        except REDIS_DOWN as exc:
+            log.warning(
+                "redis lost mid-job; left for reclaim",
+                extra={**extra, "error": str(exc)},
+            )
+        except Exception as exc:
+            await self._fail(attempt, exc)
+
+    async def _fail(self, attempt: Attempt, exc: Exception) -> None:
+        retryable, reason = classify(exc)
+        extra = {"job": attempt.delivery.job_id, "attempt": attempt.attempt}
+        if not isinstance(exc, GrizzError | LookupError):
+            log.error("job crashed", exc_info=exc, extra=extra)
+        try:
+            outcome = await self.queue.fail(
+                attempt, code=JOB_FAILED, reason=reason, retryable=retryable
+            )
+        except REDIS_DOWN:
+            return
+        log.warning("job failed", extra={**extra, "outcome": outcome, "reason": reason})
+
+    async def _drain(self) -> None:
+        if not self.tasks:
+            return
+        log.info("waiting for running jobs", extra={"jobs": len(self.tasks)})
+        _, pending = await asyncio.wait(
+            self.tasks, timeout=self.settings.shutdown_grace_s
+        )
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=5)
+
+    async def _heartbeat(self) -> None:
+        ms = self.settings.heartbeat_ms
+        while True:
+            with contextlib.suppress(*REDIS_DOWN, RedisError):
+                now = int(time.time() * 1000)
+                info = json.dumps(
+                    {"pid": os.getpid(), "jobs": len(self.tasks), "ts": now}
+                )
+                await self.ctx.redis.set(keys.worker(self.name), info, px=ms * 3)
+                await self.ctx.redis.zadd(keys.WORKERS, {self.name: now})
+            await asyncio.sleep(ms / 1000)
+
+
+def classify(exc: Exception) -> tuple[bool, str]:
+    """(retryable, one-sentence reason) for a failed attempt."""
+    if isinstance(exc, ProviderError):
+        return exc.retryable, str(exc)
+    if isinstance(exc, AuthError | ConfigError):
+        return False, str(exc)
+    if isinstance(exc, StoreError):
+        return True, str(exc)
+    if isinstance(exc, LookupError):
+        return False, str(exc)
+    if isinstance(exc, GrizzError):
+        return False, str(exc)
+    return True, f"Internal error in the worker ({type(exc).__name__})."
+
+
+async def serve_worker(settings: ServerSettings, *, burst: bool = False) -> None:
+    """A worker process: open Redis, the store and the provider; run until SIGTERM."""
+    from grizz_server.store import ServerStore, default_db_url
+    from grizz_tui.config import load_settings
+    from grizz_tui.core.setup import make_provider
+
+    app = load_settings()
+    provider = make_provider(app)
+    redis = Redis.from_url(settings.redis_url, health_check_interval=10)
+    store = await ServerStore.open(settings.db_url or default_db_url())
+    queue = JobQueue(redis, settings, consumer=consumer_name())
+    worker = Worker(WorkerContext(redis, queue, store, provider, app), settings)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, worker.stop)
+    try:
+        await worker.run(burst=burst)
+    finally:
+        await provider.aclose()
+        await store.close()
+        await redis.aclose()

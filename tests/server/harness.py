@@ -1,0 +1,248 @@
+"""Test helpers: a scripted device (real WebSocket client) and server processes.
+
+`Device` records every frame it receives and rebuilds each reply the way a
+real client must: text of an attempt is dropped when a `restart` arrives, and
+a `resume` after the last seen entry continues without gaps or repeats.
+`ServerProc` runs `python -m grizz_server gateway|worker` as a real child
+process that tests can SIGKILL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+
+from grizz_server.settings import ServerSettings
+from grizz_tui import protocol as p
+
+TIMEOUT = 20.0
+
+
+@dataclass
+class Reply:
+    """A reply as one device sees it."""
+
+    attempt: int = 0
+    text: str = ""
+    last_entry: str = "0"
+    done: p.Done | None = None
+    error: p.Error | None = None
+    restarts: int = 0
+    chunks: list[str] = field(default_factory=list)
+
+
+class Device:
+    """One connected device of a user."""
+
+    def __init__(self, url: str, token: str | None, *, header: bool = True) -> None:
+        self.url = url
+        self.token = token
+        self.header = header
+        self.frames: list[p.Frame] = []
+        self.replies: dict[str, Reply] = {}
+        self.ws: ClientConnection | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._changed = asyncio.Event()
+        self.closed: Exception | None = None
+
+    async def connect(self) -> Device:
+        headers = (
+            {"Authorization": f"Bearer {self.token}"}
+            if self.header and self.token
+            else {}
+        )
+        self.ws = await connect(
+            self.url, additional_headers=headers, open_timeout=10, max_size=2**22
+        )
+        if not self.header:
+            await self.ws.send(p.dump_frame(p.Hello(token=self.token or "")))
+        self._reader = asyncio.create_task(self._read())
+        return self
+
+    async def _read(self) -> None:
+        assert self.ws is not None
+        try:
+            async for raw in self.ws:
+                frame = p.parse_frame(raw)
+                self.frames.append(frame)
+                self._apply(frame)
+                self._changed.set()
+        except Exception as exc:  # the connection went away: record how
+            self.closed = exc
+        finally:
+            self.closed = self.closed or ConnectionError("closed")
+            self._changed.set()
+
+    def _apply(self, frame: p.Frame) -> None:
+        job = getattr(frame, "job_id", "")
+        if not job or isinstance(frame, p.Accepted | p.Job):
+            return
+        reply = self.replies.setdefault(job, Reply())
+        entry = getattr(frame, "entry", "")
+        if entry:
+            assert _entry_key(entry) > _entry_key(reply.last_entry), (
+                "duplicate or out of order"
+            )
+            reply.last_entry = entry
+        if isinstance(frame, p.Restart):
+            reply.attempt, reply.text, reply.restarts = (
+                frame.attempt,
+                "",
+                reply.restarts + 1,
+            )
+        elif isinstance(frame, p.Chunk):
+            if frame.attempt > reply.attempt:
+                reply.attempt, reply.text = frame.attempt, ""
+            reply.text += frame.text
+            reply.chunks.append(frame.text)
+        elif isinstance(frame, p.Done):
+            reply.done = frame
+        elif isinstance(frame, p.Error):
+            reply.error = frame
+
+    async def reconnect(self) -> Device:
+        """Drop the connection (if any) and connect again, keeping what was seen."""
+        await self.close()
+        self.closed = None
+        return await self.connect()
+
+    async def resume(self, job_id: str) -> None:
+        reply = self.replies.get(job_id, Reply())
+        await self.send_frame(p.Resume(job_id=job_id, after=reply.last_entry))
+
+    async def send_frame(self, frame: p.Frame) -> None:
+        assert self.ws is not None
+        await self.ws.send(p.dump_frame(frame))
+
+    async def send_raw(self, raw: str | bytes) -> None:
+        assert self.ws is not None
+        await self.ws.send(raw)
+
+    async def wait_for(self, check: Callable[[], Any], timeout: float = TIMEOUT) -> Any:
+        """Wait until `check()` is truthy (re-checked on every frame)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            result = check()
+            if result:
+                return result
+            if self.closed is not None and not result:
+                result = check()
+                if result:
+                    return result
+                raise AssertionError(
+                    f"connection closed while waiting: {self.closed!r}"
+                )
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"timed out; last frames: {self.frames[-5:]}")
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(left, 0.5)):
+                    await self._changed.wait()
+
+    def frame(self, kind: type[p.Frame], **match: Any) -> Any:
+        for frame in self.frames:
+            if isinstance(frame, kind) and all(
+                getattr(frame, k) == v for k, v in match.items()
+            ):
+                return frame
+        return None
+
+    async def request(self, frame: p.Frame, answer: type[p.Frame]) -> Any:
+        """Send a frame with a fresh ref; return the answer (or error) with that ref."""
+        ref = uuid.uuid4().hex[:8]
+        frame = type(frame)(**{**frame.__dict__, "ref": ref})
+        await self.send_frame(frame)
+        return await self.wait_for(
+            lambda: self.frame(answer, ref=ref) or self.frame(p.Error, ref=ref)
+        )
+
+    async def say(self, text: str, **kwargs: Any) -> p.Accepted:
+        answer = await self.request(p.Send(text=text, **kwargs), p.Accepted)
+        assert isinstance(answer, p.Accepted), answer
+        return answer
+
+    async def finished(self, job_id: str, timeout: float = TIMEOUT) -> Reply:
+        def check() -> Reply | None:
+            reply = self.replies.get(job_id)
+            return reply if reply and (reply.done or reply.error) else None
+
+        result: Reply = await self.wait_for(check, timeout)
+        return result
+
+    async def close(self) -> None:
+        if self.ws is not None:
+            await self.ws.close()
+        if self._reader is not None:
+            with contextlib.suppress(BaseException):
+                await self._reader
+
+
+def _entry_key(entry: str) -> tuple[int, int]:
+    if entry == "0":
+        return (0, 0)
+    ms, seq = entry.split("-")
+    return (int(ms), int(seq))
+
+
+class ServerProc:
+    """`python -m grizz_server <role>` as a child process (killable with -9)."""
+
+    def __init__(
+        self,
+        role: str,
+        settings: ServerSettings,
+        env: dict[str, str] | None = None,
+        log_name: str = "",
+    ) -> None:
+        self.role = role
+        self.settings = settings
+        self.env = {**os.environ, **settings.env(), **(env or {})}
+        self.log_name = log_name or role
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ServerProc:
+        log_dir = self.settings.logs_path()
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self._log = open(log_dir / f"{self.log_name}.stderr", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "grizz_server", self.role, "--name", self.log_name],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=self._log,
+        )
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self, timeout: float = 15) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._log.close()
+        return self.proc.returncode
