@@ -16,6 +16,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from grizz_tui.core.local_cache import MIN_PREFIX, PrefixCache, restore, save
 from grizz_tui.errors import ProviderError
 
 CHATML = (
@@ -69,8 +70,8 @@ def _token_text(llm: Any, token: int) -> str:
     return llm.detokenize([token], special=True).decode("utf-8", "replace")
 
 
-def tokens_for(llm: Any, messages: list[dict[str, str]]) -> list[int]:
-    """The prompt tokens of `messages` under the model's chat template."""
+def tokens_for(llm: Any, messages: list[dict[str, str]]) -> tuple[str, list[int]]:
+    """The prompt text and tokens of `messages` under the model's chat template."""
     try:
         prompt = _formatter(llm)(messages=messages).prompt
     except Exception as exc:  # jinja2 errors from a model's template
@@ -81,20 +82,24 @@ def tokens_for(llm: Any, messages: list[dict[str, str]]) -> list[int]:
     add_bos = str(
         llm.metadata.get("tokenizer.ggml.add_bos_token", "false")
     ).lower() == "true" and not (bos and prompt.startswith(bos))
-    return list(llm.tokenize(prompt.encode("utf-8"), add_bos=add_bos, special=True))
+    return prompt, list(
+        llm.tokenize(prompt.encode("utf-8"), add_bos=add_bos, special=True)
+    )
 
 
-def fit_prompt(llm: Any, messages: list[dict[str, Any]], budget: int) -> list[int]:
-    """Prompt tokens within `budget`, dropping the oldest turns if needed.
+def fit_prompt(
+    llm: Any, messages: list[dict[str, Any]], budget: int
+) -> tuple[str, list[int]]:
+    """Prompt text and tokens within `budget`, dropping the oldest turns if needed.
 
     Raises:
         ProviderError: even the system prompt and the last message do not fit.
     """
     turns = plain(messages)
     while True:
-        tokens = tokens_for(llm, turns)
+        prompt, tokens = tokens_for(llm, turns)
         if len(tokens) <= budget:
-            return tokens
+            return prompt, tokens
         first = 1 if turns and turns[0]["role"] == "system" else 0
         if len(turns) - first <= 1:
             raise ProviderError(
@@ -104,21 +109,48 @@ def fit_prompt(llm: Any, messages: list[dict[str, Any]], budget: int) -> list[in
         del turns[first]
 
 
-def prefill(llm: Any, tokens: list[int], stop: threading.Event, chunk: int) -> bool:
+def prefill(
+    llm: Any,
+    tokens: list[int],
+    stop: threading.Event,
+    chunk: int,
+    cached: PrefixCache | None = None,
+) -> bool:
     """Evaluate all but the last prompt token; False if `stop` was set first.
 
-    The last token is left for `Llama.generate`, which evaluates it and
-    samples from fresh logits.
+    With `cached`, a fresh model restores the persona prefix from its state
+    file, or evaluates it and saves the file (local_cache.py). The
+    last token is left for `Llama.generate`, which evaluates it and samples
+    from fresh logits.
     """
     target = len(tokens) - 1
+    if (
+        cached is not None
+        and llm.n_tokens == 0
+        and MIN_PREFIX <= cached.length <= target
+    ):
+        prefix = tokens[: cached.length]
+        if restore(llm, cached.path, prefix):
+            cached.outcome = "restored"
+        else:
+            if not _eval(llm, tokens, 0, cached.length, stop, chunk):
+                return False
+            save(llm, cached.path, prefix)
+            cached.outcome = "saved"
     keep = 0
     limit = min(llm.n_tokens, target)
     held = llm.input_ids
     while keep < limit and int(held[keep]) == tokens[keep]:
         keep += 1
     llm.n_tokens = keep  # `eval` drops the KV cells past n_tokens
-    for start in range(keep, target, chunk):
+    return _eval(llm, tokens, keep, target, stop, chunk)
+
+
+def _eval(
+    llm: Any, tokens: list[int], start: int, end: int, stop: threading.Event, chunk: int
+) -> bool:
+    for at in range(start, end, chunk):
         if stop.is_set():
             return False
-        llm.eval(tokens[start : min(target, start + chunk)])
+        llm.eval(tokens[at : min(end, at + chunk)])
     return not stop.is_set()

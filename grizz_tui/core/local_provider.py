@@ -30,6 +30,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from grizz_tui.core import local_models
+from grizz_tui.core.local_cache import PrefixCache
 from grizz_tui.core.local_runtime import LoadInfo
 from grizz_tui.core.provider import StreamEnd, StreamEvent, TextDelta
 from grizz_tui.errors import GrizzError, ProviderError
@@ -74,6 +75,8 @@ class LocalProvider:
         self.threads = threads
         self.persona = COMPACT_PERSONA
         self.info: LoadInfo | None = None
+        self.prefix_cache: PrefixCache | None = None
+        """The last reply's persona-prefix cache (local_cache.py)."""
         self._llm: Any = None
         self._load_lock = asyncio.Lock()
         self._model_lock = threading.Lock()
@@ -190,10 +193,17 @@ class LocalProvider:
     def _generate(
         self, llm: Any, messages: list[dict[str, Any]], put: Put, stop: threading.Event
     ) -> StreamEnd:
+        from grizz_tui.core import local_cache
         from grizz_tui.core.local_prompt import fit_prompt, prefill
 
-        tokens = fit_prompt(llm, messages, self.context_window - self.max_tokens)
-        if not prefill(llm, tokens, stop, PREFILL_CHUNK):
+        prompt, tokens = fit_prompt(llm, messages, self.prompt_budget)
+        cached = None
+        if self.info is not None:
+            length = local_cache.stable_prefix(llm, tokens, prompt, self.persona)
+            path = local_cache.state_path(self.info.model.path, tokens[:length])
+            cached = local_cache.PrefixCache(path, length)
+        self.prefix_cache = cached
+        if not prefill(llm, tokens, stop, PREFILL_CHUNK, cached):
             return self._end("cancelled", len(tokens), 0)
         decoder = codecs.getincrementaldecoder("utf-8")("replace")
         produced = 0

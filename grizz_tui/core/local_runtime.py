@@ -74,6 +74,9 @@ class LoadInfo:
 
 def import_runtime() -> Any:
     """`llama_cpp`, with its logging captured; ConfigError if not installed."""
+    # llama.cpp's OpenMP threads spin while waiting by default; on a busy
+    # 2-core machine that made generation 3-5x slower (docs/benchmarks.md).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         import llama_cpp
         import llama_cpp.llama  # installs llama-cpp-python's printing callback
