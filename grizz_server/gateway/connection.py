@@ -22,6 +22,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from grizz_server import keys
+from grizz_server.aio import check_cancelled
 from grizz_server.gateway import frames
 from grizz_tui import protocol as p
 from grizz_tui.errors import ProtocolError
@@ -168,6 +169,7 @@ class Connection:
         key, last = keys.job_out(job_id), after
         block = self.gateway.settings.block_ms
         while True:
+            check_cancelled()
             try:
                 reply = await redis.xread({key: last}, count=200, block=block)
                 if not reply and not await redis.exists(key, keys.job_info(job_id)):

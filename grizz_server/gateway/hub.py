@@ -26,6 +26,7 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from grizz_server import keys
+from grizz_server.aio import check_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -97,11 +98,13 @@ class Hub:
     async def _listen(self) -> None:
         reconnecting = False
         while True:
+            check_cancelled()
             try:
                 pubsub = await self._connect()
                 if reconnecting:
                     await self._announce_reconnect()
                 while True:
+                    check_cancelled()
                     message = await pubsub.get_message(timeout=1.0)
                     if message is not None:
                         await self._dispatch(message)

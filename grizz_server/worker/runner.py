@@ -27,6 +27,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from grizz_server import keys
+from grizz_server.aio import check_cancelled
 from grizz_server.queue.jobs import Attempt, Delivery, JobQueue
 from grizz_server.settings import ServerSettings
 from grizz_server.worker.handlers import Fenced, WorkerContext, generate_reply
@@ -71,6 +72,7 @@ class Worker:
         log.info("worker started", extra={"consumer": self.name})
         try:
             while not self.stopping.is_set():
+                check_cancelled()
                 try:
                     got = await self._step()
                 except REDIS_DOWN as exc:
@@ -164,6 +166,7 @@ class Worker:
     async def _keep_lease(self, attempt: Attempt, job: asyncio.Task[object]) -> None:
         period = self.settings.lease_ms / 3000
         while not job.done():
+            check_cancelled()
             await asyncio.sleep(period)
             try:
                 owner = await self.queue.extend(attempt)
@@ -228,6 +231,7 @@ class Worker:
     async def _heartbeat(self) -> None:
         ms = self.settings.heartbeat_ms
         while True:
+            check_cancelled()
             with contextlib.suppress(*REDIS_DOWN, RedisError):
                 now = int(time.time() * 1000)
                 info = json.dumps(

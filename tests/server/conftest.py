@@ -189,9 +189,10 @@ def _dump_tasks() -> None:
 async def stop_stack(stack: Stack) -> None:
     for worker in stack.worker_objects:
         worker.stop()
-    _, stuck = await asyncio.wait(stack.workers, timeout=10)
-    if stuck:
-        _dump_tasks()
+    if stack.workers:
+        _, stuck = await asyncio.wait(stack.workers, timeout=10)
+        if stuck:
+            _dump_tasks()
     for ctx in stack.contexts:
         await ctx.provider.aclose()
         await ctx.redis.aclose()
