@@ -218,9 +218,10 @@ def key_rm(name: Annotated[str, typer.Argument(help="Key name.")] = "openai") ->
 
 
 def _register_data_commands() -> None:
-    from grizz_tui import cli_data
+    from grizz_tui import cli_data, cli_local
 
     cli_data.register(app)
+    cli_local.register(app)
 
 
 _register_data_commands()
