@@ -1,5 +1,11 @@
-"""The shared plumbing of `ServerStore` and `UserStore`: pooled connections,
+"""The shared plumbing of `ServerStore` and `UserStore`: connections,
 transactions, error translation and the per-user change counter.
+
+Store code sees one interface on both back ends: `read()`, `snapshot()` and
+`write()` yield a connection with `await conn.execute(statement, params)` and
+`await conn.run_sync(fn)`. `PostgresBackend` hands out SQLAlchemy async
+connections (asyncpg); `SqliteBackend` runs the same statements inline on the
+event loop (see `engine.py` for why).
 
 Every write to a user's rows runs in one transaction that first takes the next
 number(s) of that user's change sequence (`users.seq`) with
@@ -14,19 +20,45 @@ Must not import: the core, the provider, websockets, redis.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
-from typing import Any
+import functools
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Protocol
 
-from sqlalchemy import Table, select, update
+import asyncpg
+from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
+from sqlalchemy.engine import Connection, Dialect, Engine, Result
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from grizz_tui.errors import StoreError
 
-from .engine import Target, describe
-from .schema import users
+from . import statements as q
+from .engine import (
+    READ_BUSY_TIMEOUT_MS,
+    Target,
+    create_postgres_engine,
+    create_sqlite_engine,
+    describe,
+)
+
+DRIVER_ERRORS: tuple[type[Exception], ...] = (
+    sqlite3.Error,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+)
+"""Errors of the raw `fetch`/`run` path, which SQLAlchemy does not wrap."""
+DRIVER_DATA_ERRORS: tuple[type[Exception], ...] = (
+    sqlite3.IntegrityError,
+    asyncpg.IntegrityConstraintViolationError,
+    asyncpg.DataError,
+)
+LOCK_WAIT_S = 30.0
+"""How long a SQLite writer waits for another process's write lock."""
 
 
 class RejectedData(StoreError):
@@ -37,54 +69,110 @@ class Discard(Exception):
     """Raised inside `Backend.write()` to roll back a write that changed nothing."""
 
 
+class Conn(Protocol):
+    """What store code may do with a connection, on either back end."""
+
+    @property
+    def dialect(self) -> Dialect: ...
+
+    async def execute(self, statement: Any, parameters: Any = None) -> Result[Any]: ...
+
+    async def run_sync(self, fn: Callable[..., Any], *args: Any) -> Any: ...
+
+
+@functools.cache
+def compiled(
+    statement: Any, dialect: str
+) -> tuple[str, tuple[str, ...], dict[str, Any]]:
+    """(SQL text, positional parameter names, literal parameter values) of a
+    prebuilt statement for `dialect`."""
+    engine_dialect = sqlite.dialect() if dialect == "sqlite" else asyncpg_dialect()
+    done = statement.compile(dialect=engine_dialect)
+    literals = {name: bind.effective_value for name, bind in done.binds.items()}
+    return str(done), tuple(done.positiontup or ()), literals
+
+
+def _arguments(
+    statement: Any, dialect: str, params: dict[str, Any]
+) -> tuple[str, list[Any]]:
+    sql, names, literals = compiled(statement, dialect)
+    return sql, [params[n] if n in params else literals[n] for n in names]
+
+
+class Raw:
+    """The result of `Conn.run`: fetched rows (tuples) and the affected row count."""
+
+    __slots__ = ("rowcount", "rows")
+
+    def __init__(self, rows: list[Any], rowcount: int) -> None:
+        self.rows = rows
+        self.rowcount = rowcount
+
+    def first(self) -> Any:
+        return self.rows[0] if self.rows else None
+
+    def scalar(self) -> Any:
+        return self.rows[0][0] if self.rows else None
+
+
 class Backend:
-    """An engine with its reader/writer/snapshot views and the helpers on top."""
+    """Connections to one database plus the helpers every store method uses."""
 
-    def __init__(self, target: Target, engine: AsyncEngine) -> None:
-        from .engine import views
+    dialect: str
 
+    def __init__(self, target: Target) -> None:
         self.target = target
-        self.engine = engine
         self.dialect = target.dialect
-        self.reader, self.writer = views(engine, target.dialect)
-        self.snapshotter = (
-            engine.execution_options(isolation_level="REPEATABLE READ")
-            if target.dialect == "postgresql"
-            else engine
-        )
         self.known_days: set[tuple[str, str]] = set()
         """(user_id, day) pairs whose conversation is known to exist."""
+        self.rows = q.RowCache()
+        """Messages and notes already built from fetched rows (see `RowCache`)."""
 
-    @contextlib.asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncConnection]:
-        """A pooled connection for single-statement reads (autocommit)."""
-        async with self._translated(), self.reader.connect() as conn:
-            yield conn
+    @staticmethod
+    def open(target: Target, *, pool_size: int = 8) -> Backend:
+        if target.dialect == "sqlite":
+            return SqliteBackend(
+                target, create_sqlite_engine(target, pool_size=pool_size)
+            )
+        return PostgresBackend(
+            target, create_postgres_engine(target, pool_size=pool_size)
+        )
 
-    @contextlib.asynccontextmanager
-    async def snapshot(self) -> AsyncIterator[AsyncConnection]:
+    def read(self) -> contextlib.AbstractAsyncContextManager[Conn]:
+        """A connection for single-statement reads (autocommit)."""
+        raise NotImplementedError
+
+    def snapshot(self) -> contextlib.AbstractAsyncContextManager[Conn]:
         """A read transaction: every statement sees the same snapshot."""
-        async with self._translated(), self.snapshotter.begin() as conn:
-            yield conn
+        raise NotImplementedError
 
-    @contextlib.asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncConnection]:
+    def write(self) -> contextlib.AbstractAsyncContextManager[Conn]:
         """One write transaction; `raise Discard` inside it to roll back quietly."""
-        try:
-            async with self._translated(), self.writer.begin() as conn:
-                yield conn
-        except Discard:
-            pass
+        raise NotImplementedError
+
+    async def dispose(self) -> None:
+        raise NotImplementedError
+
+    async def fetch(self, statement: Any, params: dict[str, Any]) -> list[Any]:
+        """Run a prebuilt SELECT straight on the driver; rows as tuples.
+
+        The hot reads (a worker's context: up to hundreds of messages per job)
+        skip SQLAlchemy's per-row Result machinery, which costs several times
+        the query itself. The SQL is still SQLAlchemy's, compiled once per
+        dialect (`compiled`), so both back ends run the same statement.
+        """
+        raise NotImplementedError
 
     @contextlib.asynccontextmanager
-    async def _translated(self) -> AsyncIterator[None]:
+    async def translated(self) -> AsyncIterator[None]:
+        """Driver and network errors become a one-sentence `StoreError`."""
         try:
             yield
         except (StoreError, Discard):
             raise
-        except (IntegrityError, DataError) as exc:
+        except (IntegrityError, DataError, *DRIVER_DATA_ERRORS) as exc:
             raise RejectedData(describe(self.target, exc)) from exc
-        except (SQLAlchemyError, OSError, TimeoutError) as exc:
+        except (SQLAlchemyError, OSError, TimeoutError, *DRIVER_ERRORS) as exc:
             raise StoreError(describe(self.target, exc)) from exc
 
     def insert(self, table: Table) -> Any:
@@ -93,9 +181,7 @@ class Backend:
             return postgresql.insert(table)
         return sqlite.insert(table)
 
-    async def take_seq(
-        self, conn: AsyncConnection, user_id: str, count: int = 1
-    ) -> int:
+    async def take_seq(self, conn: Conn, user_id: str, count: int = 1) -> int:
         """Reserve `count` change numbers for `user_id`; return the last one.
 
         The reserved numbers are `last - count + 1 … last`.
@@ -103,26 +189,221 @@ class Backend:
         Raises:
             StoreError: there is no such user.
         """
-        result = await conn.execute(
-            update(users)
-            .where(users.c.id == user_id)
-            .values(seq=users.c.seq + count)
-            .returning(users.c.seq)
-        )
-        last = result.scalar()
+        last = (await conn.run(q.take_seq, {"k_uid": user_id, "k_n": count})).scalar()
         if last is None:
             raise StoreError(f"There is no user with id {user_id}.")
         return int(last)
 
-    async def lock_seq(self, conn: AsyncConnection, user_id: str) -> int:
+    async def lock_seq(self, conn: Conn, user_id: str) -> int:
         """Lock the user's counter for this transaction; return its current value."""
-        result = await conn.execute(
-            select(users.c.seq).where(users.c.id == user_id).with_for_update()
-        )
-        current = result.scalar()
+        current = (await conn.run(q.lock_seq, {"k_uid": user_id})).scalar()
         if current is None:
             raise StoreError(f"There is no user with id {user_id}.")
         return int(current)
 
-    async def set_seq(self, conn: AsyncConnection, user_id: str, value: int) -> None:
-        await conn.execute(update(users).where(users.c.id == user_id).values(seq=value))
+    async def set_seq(self, conn: Conn, user_id: str, value: int) -> None:
+        await conn.run(q.set_seq, {"k_uid": user_id, "k_seq": value})
+
+
+class _Pg:
+    """An async SQLAlchemy connection plus the raw asyncpg path (`run`)."""
+
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+
+    @property
+    def dialect(self) -> Dialect:
+        return self.conn.dialect
+
+    async def execute(self, statement: Any, parameters: Any = None) -> Result[Any]:
+        return await self.conn.execute(statement, parameters)
+
+    async def run_sync(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await self.conn.run_sync(fn, *args)
+
+    async def _driver(self) -> Any:
+        return (await self.conn.get_raw_connection()).driver_connection
+
+    async def run(self, statement: Any, params: dict[str, Any]) -> Raw:
+        sql, args = _arguments(statement, "postgresql", params)
+        raw = await self._driver()
+        if " RETURNING " in sql or sql.startswith("SELECT"):
+            rows = await raw.fetch(sql, *args)
+            return Raw(rows, len(rows))
+        status = await raw.execute(sql, *args)
+        return Raw([], int(status.rsplit(" ", 1)[-1]))
+
+    async def run_many(self, statement: Any, rows: list[dict[str, Any]]) -> None:
+        sql = compiled(statement, "postgresql")[0]
+        args = [_arguments(statement, "postgresql", row)[1] for row in rows]
+        await (await self._driver()).executemany(sql, args)
+
+
+class PostgresBackend(Backend):
+    """SQLAlchemy's async engine on asyncpg. SQLAlchemy runs in autocommit mode
+    (reads need no BEGIN/ROLLBACK round trips); transactions are asyncpg's."""
+
+    def __init__(self, target: Target, engine: AsyncEngine) -> None:
+        super().__init__(target)
+        self.engine = engine
+        self._reader = engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[Conn]:
+        async with self.translated(), self._reader.connect() as conn:
+            yield _Pg(conn)
+
+    @contextlib.asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[Conn]:
+        async with self.translated(), self._reader.connect() as conn:
+            pg = _Pg(conn)
+            driver = await pg._driver()
+            async with driver.transaction(isolation="repeatable_read", readonly=True):
+                yield pg
+
+    @contextlib.asynccontextmanager
+    async def write(self) -> AsyncIterator[Conn]:
+        """The transaction is asyncpg's own, on a connection SQLAlchemy sees in
+        autocommit mode: statements run through SQLAlchemy and raw (`run`) alike
+        are inside it, whichever comes first."""
+        try:
+            async with self.translated(), self._reader.connect() as conn:
+                pg = _Pg(conn)
+                driver = await pg._driver()
+                async with driver.transaction():
+                    yield pg
+        except Discard:
+            pass
+
+    async def fetch(self, statement: Any, params: dict[str, Any]) -> list[Any]:
+        sql, args = _arguments(statement, "postgresql", params)
+        async with self.translated(), self._reader.connect() as conn:
+            raw = await conn.get_raw_connection()
+            return list(await raw.driver_connection.fetch(sql, *args))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+class _Inline:
+    """A synchronous SQLAlchemy connection behind the async `Conn` interface."""
+
+    __slots__ = ("sync",)
+
+    def __init__(self, sync: Connection) -> None:
+        self.sync = sync
+
+    @property
+    def dialect(self) -> Dialect:
+        return self.sync.dialect
+
+    async def execute(self, statement: Any, parameters: Any = None) -> Result[Any]:
+        return self.sync.execute(statement, parameters)
+
+    async def run_sync(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return fn(self.sync, *args)
+
+    async def run(self, statement: Any, params: dict[str, Any]) -> Raw:
+        sql, args = _arguments(statement, "sqlite", params)
+        cursor = _raw(self.sync).execute(sql, args)
+        rows = cursor.fetchall() if cursor.description else []
+        return Raw(rows, cursor.rowcount if cursor.rowcount >= 0 else len(rows))
+
+    async def run_many(self, statement: Any, rows: list[dict[str, Any]]) -> None:
+        sql = compiled(statement, "sqlite")[0]
+        _raw(self.sync).executemany(
+            sql, [_arguments(statement, "sqlite", row)[1] for row in rows]
+        )
+
+
+def _raw(sync: Connection) -> sqlite3.Connection:
+    return sync.connection.dbapi_connection  # type: ignore[return-value]
+
+
+class SqliteBackend(Backend):
+    """The sqlite3 driver run inline; writers queue for the lock with asyncio.sleep.
+
+    Statements inside a transaction never suspend, so one connection serves the
+    whole process: no two of its transactions can interleave on the event
+    loop, and no pool checkout is paid per call.
+    """
+
+    def __init__(self, target: Target, engine: Engine) -> None:
+        super().__init__(target)
+        self.engine = engine
+        self._sync: Connection | None = None
+
+    def _connection(self) -> Connection:
+        if self._sync is None or self._sync.closed or self._sync.invalidated:
+            if self._sync is not None:
+                self._sync.close()
+            self._sync = self.engine.connect()
+        return self._sync
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[Conn]:
+        async with self.translated():
+            yield _Inline(self._connection())
+
+    @contextlib.asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[Conn]:
+        async with self.translated():
+            sync = self._connection()
+            sync.rollback()  # end SQLAlchemy's implicit (driver-less) transaction
+            sync.exec_driver_sql("BEGIN")
+            try:
+                yield _Inline(sync)
+            finally:
+                sync.rollback()
+
+    @contextlib.asynccontextmanager
+    async def write(self) -> AsyncIterator[Conn]:
+        try:
+            async with self.translated():
+                sync = await self._begin_immediate()
+                raw = _raw(sync)
+                try:
+                    yield _Inline(sync)
+                except BaseException:
+                    sync.rollback()  # SQLAlchemy's bookkeeping, then the driver's
+                    raw.rollback()
+                    raise
+                sync.commit()
+                raw.commit()  # statements run raw leave SQLAlchemy unaware
+        except Discard:
+            pass
+
+    async def _begin_immediate(self) -> Connection:
+        """Take the write lock, sleeping (not blocking the loop) while it is busy."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + LOCK_WAIT_S
+        delay = 0.0005
+        while True:
+            sync = self._connection()
+            sync.rollback()
+            raw = _raw(sync)
+            raw.execute("PRAGMA busy_timeout = 0")
+            try:
+                raw.execute("BEGIN IMMEDIATE")
+                return sync
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or loop.time() > deadline:
+                    raise
+            finally:
+                raw.execute(f"PRAGMA busy_timeout = {READ_BUSY_TIMEOUT_MS}")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.02)
+
+    async def fetch(self, statement: Any, params: dict[str, Any]) -> list[Any]:
+        sql, args = _arguments(statement, "sqlite", params)
+        async with self.translated():
+            raw = self._connection().connection.dbapi_connection
+            return raw.execute(sql, args).fetchall()  # type: ignore[union-attr]
+
+    async def dispose(self) -> None:
+        if self._sync is not None:
+            self._sync.close()
+            self._sync = None
+        self.engine.dispose()

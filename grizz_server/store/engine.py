@@ -1,36 +1,35 @@
-"""Connections to the server database: URL parsing, engine setup, error wording.
+"""Connections to the server database: URL parsing, engines, error wording.
 
-One SQLAlchemy async engine serves both back ends (aiosqlite and asyncpg).
-Three views of it share one connection pool:
-
-- `reader`: autocommit, no BEGIN/ROLLBACK round trips (single-statement reads);
-- `writer`: a transaction per logical write; on SQLite it starts with
-  `BEGIN IMMEDIATE` so concurrent writers (gateway and workers are separate
-  processes) queue on the busy timeout instead of failing with "database is
-  locked" when a deferred read transaction tries to upgrade;
-- the engine itself, for migrations.
+PostgreSQL goes through SQLAlchemy's async engine on asyncpg. SQLite goes
+through SQLAlchemy's engine on the standard `sqlite3` driver, run inline on
+the event loop (like the local store): a server-store query takes tens of
+microseconds, while aiosqlite's hop to its thread and back costs more than the
+query itself (see docs/benchmarks.md). Waiting for another process's write
+lock never blocks the loop: `BEGIN IMMEDIATE` is tried without a busy timeout
+and retried after `asyncio.sleep` (see `backend.py`). Both back ends run the
+same Core statements through the same `Backend` interface.
 
 Must not import: the core, the provider, websockets, redis.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from grizz_tui import paths
 from grizz_tui.errors import StoreError
 
-BUSY_TIMEOUT_MS = 30_000
+READ_BUSY_TIMEOUT_MS = 200
+"""How long a SQLite read may wait (inline) in the rare cases WAL readers wait."""
 DB_FILE = "server.db"
 
 
@@ -49,7 +48,7 @@ class Target:
     dialect: str
     """`sqlite` or `postgresql`."""
     url: str
-    """The SQLAlchemy async URL (driver filled in)."""
+    """The SQLAlchemy URL, driver filled in (pysqlite or asyncpg)."""
     label: str
     """What error messages call it: a file path or `host:port/db` (no password)."""
     path: Path | None = None
@@ -75,8 +74,8 @@ def parse_url(url: str) -> Target:
                 "The server store needs a file: use sqlite:///path/to/server.db."
             )
         path = Path(parsed.database).expanduser()
-        async_url = parsed.set(drivername="sqlite+aiosqlite", database=str(path))
-        return Target("sqlite", async_url.render_as_string(False), str(path), path)
+        sync_url = parsed.set(drivername="sqlite+pysqlite", database=str(path))
+        return Target("sqlite", sync_url.render_as_string(False), str(path), path)
     if backend in ("postgresql", "postgres"):
         async_url = parsed.set(drivername="postgresql+asyncpg")
         host, port = parsed.host or "localhost", parsed.port or 5432
@@ -88,17 +87,33 @@ def parse_url(url: str) -> Target:
     )
 
 
-def create_engine(target: Target, *, pool_size: int = 8) -> AsyncEngine:
-    """An async engine for `target` with the SQLite pragmas and BEGIN handling."""
-    if target.dialect == "sqlite":
-        engine = create_async_engine(
-            target.url,
-            connect_args={"timeout": BUSY_TIMEOUT_MS / 1000},
-            pool_size=pool_size,
-            max_overflow=pool_size,
-        )
-        _install_sqlite_hooks(engine)
-        return engine
+def create_sqlite_engine(target: Target, *, pool_size: int = 8) -> Engine:
+    """A (synchronous, inline) engine on the SQLite file, WAL mode, FKs on."""
+    engine = sqlalchemy.create_engine(
+        target.url, pool_size=pool_size, max_overflow=pool_size
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Autocommit at the driver: `Backend` issues BEGIN / BEGIN IMMEDIATE
+        # itself, which also makes DDL transactional for migrations.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA busy_timeout = 30000")  # first connection may race
+        cursor.execute("PRAGMA journal_mode = WAL")
+        mode = cursor.fetchone()[0]
+        if str(mode).lower() != "wal":  # read-only directory: still usable
+            cursor.execute("PRAGMA journal_mode = DELETE")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout = {READ_BUSY_TIMEOUT_MS}")
+        cursor.close()
+
+    return engine
+
+
+def create_postgres_engine(target: Target, *, pool_size: int = 8) -> AsyncEngine:
+    """An async engine on asyncpg with a pool shared by all of a process's users."""
     return create_async_engine(
         target.url,
         pool_size=pool_size,
@@ -109,40 +124,6 @@ def create_engine(target: Target, *, pool_size: int = 8) -> AsyncEngine:
             "server_settings": {"application_name": "grizz-server"},
         },
     )
-
-
-def _install_sqlite_hooks(engine: AsyncEngine) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Autocommit at the driver: we issue BEGIN ourselves (below), which
-        # also makes DDL transactional for migrations.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA foreign_keys = ON")
-        cursor.execute("PRAGMA journal_mode = WAL")
-        mode = cursor.fetchone()[0]
-        if str(mode).lower() != "wal":  # read-only directory: still usable
-            cursor.execute("PRAGMA journal_mode = DELETE")
-        cursor.execute("PRAGMA synchronous = NORMAL")
-        cursor.close()
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(conn: Connection) -> None:
-        mode = conn.get_execution_options().get("grizz_mode")
-        if mode == "read":
-            return  # each statement is its own implicit transaction
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if mode == "write" else "BEGIN")
-
-
-def views(engine: AsyncEngine, dialect: str) -> tuple[AsyncEngine, AsyncEngine]:
-    """(reader, writer) views of `engine` sharing its pool."""
-    if dialect == "sqlite":
-        reader = engine.execution_options(grizz_mode="read")
-    else:
-        reader = engine.execution_options(isolation_level="AUTOCOMMIT")
-    writer = engine.execution_options(grizz_mode="write")
-    return reader, writer
 
 
 def describe(target: Target, exc: BaseException) -> str:
@@ -162,14 +143,3 @@ def describe(target: Target, exc: BaseException) -> str:
     if isinstance(inner, OSError | TimeoutError):
         return f"Cannot reach PostgreSQL at {target.label}: {text}."
     return f"PostgreSQL at {target.label} failed: {text}."
-
-
-@contextlib.asynccontextmanager
-async def translated(target: Target) -> AsyncIterator[None]:
-    """Turn driver and network errors into a one-sentence `StoreError`."""
-    try:
-        yield
-    except StoreError:
-        raise
-    except (SQLAlchemyError, OSError, TimeoutError) as exc:
-        raise StoreError(describe(target, exc)) from exc

@@ -28,10 +28,11 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from grizz_tui.errors import StoreError
 from grizz_tui.store.models import utc_now
+
+from .backend import Backend
 
 ADVISORY_LOCK_KEY = 0x6772697A7A  # "grizz"
 
@@ -184,9 +185,9 @@ def _applied(conn: Connection) -> set[int]:
     return set(conn.execute(select(schema_migrations.c.version)).scalars())
 
 
-async def applied_versions(reader: AsyncEngine) -> set[int]:
+async def applied_versions(backend: Backend) -> set[int]:
     """Versions recorded in `schema_migrations` (empty for a new database)."""
-    async with reader.connect() as conn:
+    async with backend.read() as conn:
         has_table = await conn.run_sync(
             lambda sync: sync.dialect.has_table(sync, "schema_migrations")
         )
@@ -196,22 +197,20 @@ async def applied_versions(reader: AsyncEngine) -> set[int]:
         return set(rows.scalars())
 
 
-async def migrate(
-    reader: AsyncEngine, writer: AsyncEngine, *, target: int | None = None
-) -> list[int]:
+async def migrate(backend: Backend, *, target: int | None = None) -> list[int]:
     """Apply pending migrations up to `target` (default: all); return those applied.
 
     Raises:
-        StoreError: the database was written by a newer grizz-server.
+        StoreError: the database was written by a newer grizz-server, or failed.
     """
     target = LATEST if target is None else target
-    done = await applied_versions(reader)
+    done = await applied_versions(backend)
     _refuse_newer(done)
     ran: list[int] = []
     for migration in MIGRATIONS:
         if migration.version > target or migration.version in done:
             continue
-        async with writer.begin() as conn:
+        async with backend.write() as conn:
             if conn.dialect.name == "postgresql":
                 await conn.execute(
                     text("SELECT pg_advisory_xact_lock(:key)"),
@@ -224,7 +223,9 @@ async def migrate(
             await conn.run_sync(migration.apply)
             await conn.execute(
                 schema_migrations.insert().values(
-                    version=migration.version, name=migration.name, applied_at=utc_now()
+                    version=migration.version,
+                    name=migration.name,
+                    applied_at=utc_now(),
                 )
             )
         ran.append(migration.version)

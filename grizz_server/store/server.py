@@ -9,6 +9,7 @@ Must not import: the core, the provider, websockets, redis.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import re
 import secrets
@@ -21,8 +22,9 @@ from grizz_tui import paths
 from grizz_tui.errors import StoreError, UsageError
 from grizz_tui.store.models import utc_now
 
+from . import statements as q
 from .backend import Backend, RejectedData
-from .engine import create_engine, parse_url
+from .engine import parse_url
 from .migrations import LATEST, applied_versions, migrate
 from .models import Principal, TokenInfo, User
 from .schema import tokens, users
@@ -59,12 +61,11 @@ class ServerStore:
                 f"Cannot create the database {target.path}: its directory does "
                 "not exist."
             )
-        backend = Backend(target, create_engine(target, pool_size=pool_size))
+        backend = Backend.open(target, pool_size=pool_size)
         try:
-            async with backend._translated():
-                await migrate(backend.reader, backend.writer)
+            await migrate(backend)
         except BaseException:
-            await backend.engine.dispose()
+            await backend.dispose()
             raise
         return cls(backend)
 
@@ -74,14 +75,13 @@ class ServerStore:
         return self._backend.dialect
 
     async def close(self) -> None:
-        await self._backend.engine.dispose()
+        await self._backend.dispose()
 
     async def check(self) -> None:
         """Raise `StoreError` (one sentence) unless the database answers, up to date."""
         async with self._backend.read() as conn:
             await conn.execute(text("SELECT 1"))
-        async with self._backend._translated():
-            versions = await applied_versions(self._backend.reader)
+        versions = await applied_versions(self._backend)
         if max(versions, default=0) != LATEST:
             raise StoreError(
                 f"The server database is at schema version {max(versions, default=0)}, "
@@ -221,40 +221,24 @@ class ServerStore:
         """The principal a live token belongs to; None if unknown or revoked."""
         if not isinstance(token, str) or not 16 <= len(token) <= 256:
             return None
-        query = (
-            select(
-                tokens.c.id,
-                tokens.c.user_id,
-                tokens.c.device,
-                tokens.c.last_used_at,
-                users.c.name,
-            )
-            .join(users, users.c.id == tokens.c.user_id)
-            .where(tokens.c.token_hash == hash_token(token), tokens.c.revoked == 0)
-        )
-        async with self._backend.read() as conn:
-            row = (await conn.execute(query)).first()
-        if row is None:
+        rows = await self._backend.fetch(q.authenticate, {"k_hash": hash_token(token)})
+        if not rows:
             return None
-        await self._touch(row.id, row.last_used_at)
+        token_id, user_id, device, last_used_at, user_name = rows[0]
+        await self._touch(token_id, last_used_at)
         return Principal(
-            user_id=row.user_id, user_name=row.name, device=row.device, token_id=row.id
+            user_id=user_id, user_name=user_name, device=device, token_id=token_id
         )
 
     async def _touch(self, token_id: str, last_used_at: str | None) -> None:
-        import datetime as dt
-
         now = dt.datetime.now(dt.UTC)
         if last_used_at is not None:
             seen = dt.datetime.fromisoformat(last_used_at)
             if (now - seen).total_seconds() < LAST_USED_GRANULARITY:
                 return
+        stamp = now.isoformat(timespec="microseconds")
         async with self._backend.write() as conn:
-            await conn.execute(
-                update(tokens)
-                .where(tokens.c.id == token_id)
-                .values(last_used_at=now.isoformat(timespec="microseconds"))
-            )
+            await conn.run(q.touch_token, {"k_id": token_id, "v_last_used_at": stamp})
 
 
 def _user(row: Any) -> User:

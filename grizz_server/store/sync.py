@@ -17,16 +17,16 @@ Must not import: the provider, websockets, redis.
 from __future__ import annotations
 
 import base64
+import functools
 from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Table, bindparam, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from grizz_tui.errors import UsageError
 from grizz_tui.store.models import MemoryItem, Message
 
-from .backend import Backend, RejectedData
+from .backend import Backend, Conn, RejectedData
 from .schema import ENTITY_TABLES, attachments, conversations
 from .validate import Invalid, Prepared, canonical_json, prepare
 
@@ -164,7 +164,7 @@ async def _apply(
 
 
 async def _load(
-    conn: AsyncConnection, user_id: str, batch: list[Prepared]
+    conn: Conn, user_id: str, batch: list[Prepared]
 ) -> dict[Key, dict[str, Any]]:
     found: dict[Key, dict[str, Any]] = {}
     for entity, table in ENTITY_TABLES.items():
@@ -178,7 +178,7 @@ async def _load(
 
 
 async def _known_conversations(
-    conn: AsyncConnection, user_id: str, batch: list[Prepared], stored: dict[Key, Any]
+    conn: Conn, user_id: str, batch: list[Prepared], stored: dict[Key, Any]
 ) -> set[str]:
     wanted = sorted({p.row["conversation_id"] for p in batch if p.entity == "messages"})
     known = {key[1] for key in stored if key[0] == "conversations"}
@@ -192,7 +192,7 @@ async def _known_conversations(
 
 
 async def _write(
-    conn: AsyncConnection,
+    conn: Conn,
     state: dict[Key, dict[str, Any]],
     new_keys: set[Key],
     new_attachments: list[dict[str, Any]],
@@ -224,6 +224,7 @@ async def _write(
         await conn.execute(attachments.insert(), new_attachments)
 
 
+@functools.cache
 def _update_statement(table: Table) -> Any:
     changing = [c.name for c in table.columns if c.name not in ("user_id", "id")]
     return (
@@ -331,10 +332,8 @@ async def pull(
     async with backend.snapshot() as conn:
         for entity, table in ENTITY_TABLES.items():
             rows = await conn.execute(
-                select(table)
-                .where(table.c.user_id == user_id, table.c.seq > after)
-                .order_by(table.c.seq)
-                .limit(limit + 1)
+                _changed_rows(table),
+                {"k_uid": user_id, "k_after": after, "k_limit": limit + 1},
             )
             found += [(r.seq, entity, dict(r._mapping)) for r in rows]
         found.sort(key=lambda item: item[0])
@@ -361,8 +360,20 @@ async def pull(
     return changes, (found[-1][0] if found else after), has_more
 
 
+@functools.cache
+def _changed_rows(table: Table) -> Any:
+    return (
+        select(table)
+        .where(
+            table.c.user_id == bindparam("k_uid"), table.c.seq > bindparam("k_after")
+        )
+        .order_by(table.c.seq)
+        .limit(bindparam("k_limit"))
+    )
+
+
 async def _attachments_of(
-    conn: AsyncConnection, user_id: str, message_ids: list[str]
+    conn: Conn, user_id: str, message_ids: list[str]
 ) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {}
     a = attachments.c

@@ -93,7 +93,9 @@ def test_errors_are_one_line(store_url: str) -> None:
 def test_revoke_never_echoes_a_token(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 's.db'}"
     run("users", "add", "alice", "--db-url", url)
-    token = run("tokens", "add", "alice", "--device", "d", "--db-url", url).stdout.strip()
+    token = run(
+        "tokens", "add", "alice", "--device", "d", "--db-url", url
+    ).stdout.strip()
     result = run("tokens", "revoke", token, "--db-url", url)
     assert result.exit_code == 2 and "looks like a token" in result.stderr
     assert token not in result.stderr + result.stdout
@@ -109,7 +111,9 @@ def test_default_db_url_is_under_grizz_home(grizz_home: Path) -> None:
 def test_empty_lists_say_so(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 's.db'}"
     empty = run("users", "list", "--db-url", url)
-    assert empty.exit_code == 0 and empty.stdout == "" and "No users yet" in empty.stderr
+    assert (
+        empty.exit_code == 0 and empty.stdout == "" and "No users yet" in empty.stderr
+    )
     run("users", "add", "alice", "--db-url", url)
     none = run("tokens", "list", "alice", "--db-url", url)
     assert none.exit_code == 0 and "no device tokens" in none.stderr
@@ -132,7 +136,9 @@ def test_broken_database_file(tmp_path: Path) -> None:
     bad = tmp_path / "server.db"
     bad.write_text("not a database\n" * 200)
     result = run("users", "list", "--db-url", f"sqlite:///{bad}")
-    assert result.exit_code == 1 and "not a usable grizz-server database" in result.stderr
+    assert (
+        result.exit_code == 1 and "not a usable grizz-server database" in result.stderr
+    )
     assert bad.read_text() == "not a database\n" * 200
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from grizz_server.store import ServerStore, StoreError, default_db_url
 from grizz_server.store.backend import Backend
-from grizz_server.store.engine import create_engine, parse_url
+from grizz_server.store.engine import parse_url
 from grizz_server.store.migrations import LATEST, migrate
 from grizz_tui.errors import UsageError
 from grizz_tui.store.conversations import day_conversation_id
@@ -145,8 +145,8 @@ class TestOpening:
 
     async def test_migrates_from_the_first_schema(self, store_url: str) -> None:
         target = parse_url(store_url)
-        backend = Backend(target, create_engine(target))
-        assert await migrate(backend.reader, backend.writer, target=1) == [1]
+        backend = Backend.open(target)
+        assert await migrate(backend, target=1) == [1]
         conv = day_conversation_id("2026-01-02")
         async with backend.write() as conn:
             for sql in (
@@ -160,7 +160,7 @@ class TestOpening:
                 " '2026-01-02T10:00:00.000000+00:00', 0, 2)",
             ):
                 await conn.execute(text(sql))
-        await backend.engine.dispose()
+        await backend.dispose()
 
         store = await ServerStore.open(store_url)
         try:

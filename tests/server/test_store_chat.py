@@ -362,3 +362,59 @@ class TestWithTheCore:
         ]
         second_context = fake_openai.requests[-1]["messages"]
         assert "Their cat is called Miso" in second_context[0]["content"]
+
+
+class TestRowCache:
+    """Records built once are reused, but never once the row has changed."""
+
+    async def test_other_process_writes_are_seen(
+        self, store: ServerStore, store_url: str
+    ) -> None:
+        alice = await user_store(store, "alice")
+        conv = await alice.ensure_day(DAY, "UTC")
+        for i in range(30):
+            await alice.add_message(
+                conversation_id=conv,
+                role=Role.USER,
+                content=f"m{i}",
+                message_id=f"m{i}",
+            )
+        first = await alice.recent_messages(conv, limit=25)
+        assert await alice.recent_messages(conv, limit=25) == first
+        other = await ServerStore.open(store_url)  # another pool: another process
+        try:
+            theirs = other.for_user(alice.user_id)
+            await theirs.update_message("m29", content="edited elsewhere")
+            await theirs.push(
+                [
+                    {
+                        "entity": "messages",
+                        "id": "m28",
+                        "data": {
+                            **(await theirs.get_message("m28")).to_dict(),  # type: ignore[union-attr]
+                            "deleted": True,
+                            "updated_at": "2999-01-01T00:00:00+00:00",
+                        },
+                    }
+                ]
+            )
+            for i in range(30, 50):  # more changes than the cache patches one by one
+                await theirs.add_message(
+                    conversation_id=conv,
+                    role=Role.USER,
+                    content=f"m{i}",
+                    message_id=f"m{i}",
+                )
+        finally:
+            await other.close()
+        assert [m.content for m in await alice.recent_messages(conv, limit=3)] == [
+            "m49",
+            "m48",
+            "m47",
+        ]
+        again = await alice.recent_messages(conv, limit=50, exclude=["m0"])
+        contents = [m.content for m in again]
+        assert "edited elsewhere" in contents and "m28" not in contents
+        assert "m0" not in contents and len(again) == 48
+        edited = await alice.get_message("m29")
+        assert edited is not None and edited.content == "edited elsewhere"
