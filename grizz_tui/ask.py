@@ -18,6 +18,7 @@ import asyncio
 import json
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, Any
 
 from grizz_tui.errors import GrizzError, UsageError
@@ -121,7 +122,7 @@ async def _ask(settings: Any, prompt: str, options: AskOptions) -> dict[str, Any
         await provider.aclose()
 
 
-def _writer():  # type: ignore[no-untyped-def]
+def _writer() -> Any:
     from grizz_tui.render import make_writer
 
     return make_writer(sys.stdout)
@@ -139,10 +140,8 @@ def _open_store(ephemeral: bool):  # type: ignore[no-untyped-def]
     return LocalChatStore(db)
 
 
-def _memory_path():  # type: ignore[no-untyped-def]
+def _memory_path() -> Path:
     """An in-memory database for --ephemeral: no history in, nothing stored."""
-    from pathlib import Path
-
     return Path(":memory:")
 
 

@@ -303,7 +303,8 @@ def load_settings(
     values: dict[str, Any] = {}
     sources: dict[str, Source] = {}
     for spec in SPECS:
-        value, source = spec.default, "default"
+        value: Any = spec.default
+        source: Source = "default"
         if spec.key in file_values:
             value = coerce(spec, file_values[spec.key], f"{path}")
             source = "file"

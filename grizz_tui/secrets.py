@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import tomllib
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from grizz_tui import paths
 from grizz_tui.errors import ConfigError
@@ -111,7 +111,7 @@ def delete_key(name: str) -> bool:
     return removed
 
 
-def _keyring_backend():  # type: ignore[no-untyped-def]
+def _keyring_backend() -> Any:
     """The usable keyring backend, or None (headless Linux has none)."""
     if os.environ.get("GRIZZ_NO_KEYRING"):
         return None

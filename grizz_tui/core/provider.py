@@ -226,7 +226,7 @@ class OpenAICompatProvider:
                     return min(max(float(after), 0.0), MAX_RETRY_AFTER)
                 except ValueError:
                     pass
-        delay = self.retry_delay * (2 ** (attempt - 1))
+        delay = self.retry_delay * float(2 ** (attempt - 1))
         return min(delay, 8.0) * (0.75 + random.random() / 2)
 
     def _http_error(self, response: httpx.Response) -> GrizzError:

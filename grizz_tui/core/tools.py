@@ -110,9 +110,10 @@ async def run_tool(store: ChatStore, call: ToolCall) -> ToolResult:
         )
     if call.name == "forget":
         ref = str(args.get("id") or "").strip().strip("[]")
-        item = await store.forget(ref) if len(ref) >= 4 else None
-        if item is None:
+        gone = await store.forget(ref) if len(ref) >= 4 else None
+        if gone is None:
             return _fail(call.name, f"no note with id {ref!r}")
+        item = gone
         return ToolResult(
             "forget",
             json.dumps({"deleted": item.id[:8]}),
