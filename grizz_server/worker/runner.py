@@ -257,6 +257,25 @@ def classify(exc: Exception) -> tuple[bool, str]:
     return True, f"Internal error in the worker ({type(exc).__name__})."
 
 
+async def warm_up(ctx: WorkerContext) -> None:
+    """Pay first-use costs (lazy imports, SQL compilation) before taking jobs.
+
+    The lease keeper shares the event loop with the reply; half a second of
+    first-request imports on a busy machine would let the lease lapse and
+    hand a live job to another worker for no reason.
+    """
+    import anyio._backends._asyncio  # noqa: F401  (httpx's first request imports it)
+
+    from grizz_tui.core import context, tools  # noqa: F401
+
+    probe = ctx.store.for_user("00000000-0000-0000-0000-000000000000")
+    await probe.get_message("warm-up")
+    await probe.recent_messages("warm-up", limit=1)
+    await probe.previous_day("0000-00-00")
+    await probe.relevant_memories("warm up", limit=1)
+    await probe.current_seq()
+
+
 async def serve_worker(settings: ServerSettings, *, burst: bool = False) -> None:
     """A worker process: open Redis, the store and the provider; run until SIGTERM."""
     from grizz_server.store import ServerStore, default_db_url
@@ -268,7 +287,9 @@ async def serve_worker(settings: ServerSettings, *, burst: bool = False) -> None
     redis = Redis.from_url(settings.redis_url, health_check_interval=10)
     store = await ServerStore.open(settings.db_url or default_db_url())
     queue = JobQueue(redis, settings, consumer=consumer_name())
-    worker = Worker(WorkerContext(redis, queue, store, provider, app), settings)
+    ctx = WorkerContext(redis, queue, store, provider, app)
+    await warm_up(ctx)
+    worker = Worker(ctx, settings)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, worker.stop)
