@@ -155,3 +155,10 @@ def test_fuzzed_garbage(raw: str | bytes) -> None:
         p.parse_frame(raw)
     except ProtocolError as exc:
         assert exc.code in p.ERROR_CODES
+
+
+def test_ref_of_a_broken_frame_is_only_echoed_when_valid() -> None:
+    assert p.ref_of('{"type": "x", "ref": "abc"}') == "abc"
+    assert p.ref_of('{"type": "x", "ref": "\\u0000"}') == ""
+    assert p.ref_of('{"type": "x", "ref": "' + "r" * 65 + '"}') == ""
+    assert p.ref_of("not json") == ""
