@@ -152,6 +152,15 @@ class Connection:
                     message="The server's queue is unavailable; try again shortly.",
                 )
             )
+        except Exception:
+            log.exception("error serving a frame", extra={"type": frame.TYPE})
+            await self.emit(
+                p.Error(
+                    code=p.INTERNAL,
+                    ref=ref,
+                    message="The server hit an unexpected error; it has been logged.",
+                )
+            )
 
     # -- jobs -----------------------------------------------------------------
 

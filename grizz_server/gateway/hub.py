@@ -128,10 +128,13 @@ class Hub:
             event = json.loads(message["data"])
         except (ValueError, TypeError):
             return
-        for listener in list(self.users.get(user, ())):
-            await listener.on_event(event)
+        if isinstance(event, dict):
+            await self.broadcast(user, event)
 
     async def broadcast(self, user_id: str, event: dict[str, Any]) -> None:
         """Deliver `event` to this gateway's listeners of `user_id` directly."""
         for listener in list(self.users.get(user_id, ())):
-            await listener.on_event(event)
+            try:
+                await listener.on_event(event)
+            except Exception:  # one bad event or device must not stop the hub
+                log.exception("could not deliver a live event", extra={"user": user_id})
