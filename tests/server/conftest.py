@@ -210,3 +210,15 @@ async def stack(
         yield running
     finally:
         await stop_stack(running)
+
+
+@pytest.fixture
+async def any_db_stack(
+    server_settings: ServerSettings, db_url: str, provider_env: Any
+) -> AsyncIterator[Stack]:
+    """Like `stack`, once on SQLite and once on PostgreSQL."""
+    running = await start_stack(dataclasses.replace(server_settings, db_url=db_url))
+    try:
+        yield running
+    finally:
+        await stop_stack(running)

@@ -9,8 +9,9 @@ from tests.server.conftest import Stack
 
 
 async def test_two_devices_see_the_reply_and_another_user_sees_nothing(
-    stack: Stack, provider_env: FakeOpenAI
+    any_db_stack: Stack, provider_env: FakeOpenAI
 ) -> None:
+    stack = any_db_stack
     provider_env.enqueue(Text("Hello from the den, friend!", chunk=3))
     laptop = await stack.device("alice")
     phone = await stack.device("alice")
