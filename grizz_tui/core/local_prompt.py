@@ -67,7 +67,8 @@ def _formatter(llm: Any) -> Any:
 def _token_text(llm: Any, token: int) -> str:
     if token < 0:
         return ""
-    return llm.detokenize([token], special=True).decode("utf-8", "replace")
+    piece: bytes = llm.detokenize([token], special=True)
+    return piece.decode("utf-8", "replace")
 
 
 def tokens_for(llm: Any, messages: list[dict[str, str]]) -> tuple[str, list[int]]:

@@ -97,10 +97,10 @@ class LocalProvider:
             if self._llm is None:
                 from grizz_tui.core import local_runtime
 
-                self._llm, self.info = await asyncio.to_thread(
+                llm, info = await asyncio.to_thread(
                     local_runtime.load, self.choice, self.context_window, self.threads
                 )
-                self.model = self.info.model.name
+                self._llm, self.info, self.model = llm, info, info.model.name
         assert self.info is not None
         return self.info
 

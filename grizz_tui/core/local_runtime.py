@@ -99,9 +99,10 @@ def _capture_logs(llama_cpp: Any) -> None:
     if _log_callback is not None:
         return
 
-    @llama_cpp.llama_log_callback
     def keep(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
         _LOG_TAIL.append(text.decode("utf-8", "replace"))
+
+    keep = llama_cpp.llama_log_callback(keep)
 
     llama_cpp.llama_log_set(keep, ctypes.c_void_p(0))
     _log_callback = keep  # a ctypes callback must outlive its registration

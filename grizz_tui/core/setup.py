@@ -17,6 +17,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from grizz_tui.config import Settings
+from grizz_tui.core.persona import PERSONA
 from grizz_tui.core.provider import OpenAICompatProvider, Provider
 from grizz_tui.core.session import ChatSession
 from grizz_tui.errors import ConfigError
@@ -68,6 +69,11 @@ def local_fallback(settings: Settings) -> bool:
         return False
     if settings.sources.get("provider", "default") != "default":
         return False
+    return local_ready()
+
+
+def local_ready() -> bool:
+    """The `local` extra is installed (checked without importing llama_cpp)."""
     from grizz_tui.core import local_models
 
     return local_models.available()
@@ -99,5 +105,5 @@ def make_session(settings: Settings, store, provider: Provider) -> ChatSession: 
         tz=settings.timezone,
         context_tokens=budget,
         tools=settings.tools,
-        **({"persona": persona} if isinstance(persona, str) and persona else {}),
+        persona=persona if isinstance(persona, str) and persona else PERSONA,
     )
