@@ -189,35 +189,25 @@ async def test_a_message_too_long_for_the_window_is_one_clear_error(
         await local.aclose()
 
 
-async def test_persona_prefix_state_is_saved_then_restored(local_env: Path) -> None:
-    for expected in ("saved", "restored"):
+async def test_persona_prefix_state_is_saved_restored_and_rebuilt(
+    local_env: Path,
+) -> None:
+    outcomes = []
+    for damage in (False, True, False):
         local = provider(max_tokens=4)
         try:
-            first = [e async for e in local.stream(HI)]
-            assert local.prefix_cache is not None
-            assert local.prefix_cache.outcome in (expected, "restored")
+            events = [e async for e in local.stream(HI)]
+            assert local.prefix_cache is not None and isinstance(events[-1], StreamEnd)
+            outcomes.append(local.prefix_cache.outcome)
+            state = local.prefix_cache.path
             # A warm model reuses what it holds instead of the file.
-            second = [e async for e in local.stream(HI)]
+            [e async for e in local.stream(HI)]
             assert local.prefix_cache.outcome == "unused"
         finally:
             await local.aclose()
-        assert isinstance(first[-1], StreamEnd) and isinstance(second[-1], StreamEnd)
-    assert list(local_env.glob("prefix-*.state"))
-
-
-async def test_a_damaged_prefix_state_is_rebuilt(local_env: Path) -> None:
-    local = provider(max_tokens=4)
-    try:
-        [e async for e in local.stream(HI)]
-        assert local.prefix_cache is not None
-        state = local.prefix_cache.path
-    finally:
-        await local.aclose()
-    state.write_bytes(b"not a llama state")
-    again = provider(max_tokens=4)
-    try:
-        events = [e async for e in again.stream(HI)]
-    finally:
-        await again.aclose()
-    assert again.prefix_cache is not None and again.prefix_cache.outcome == "saved"
-    assert isinstance(events[-1], StreamEnd) and state.stat().st_size > 1000
+        if damage:
+            state.write_bytes(b"not a llama state")
+    # (The first may restore a state an earlier test saved in the shared dir.)
+    assert outcomes[0] in ("saved", "restored")
+    assert outcomes[1:] == ["restored", "saved"]
+    assert state.stat().st_size > 1000
