@@ -23,8 +23,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import sqlite3
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any, Protocol
 
 import asyncpg
@@ -46,6 +48,8 @@ from .engine import (
     describe,
 )
 
+log = logging.getLogger(__name__)
+
 DRIVER_ERRORS: tuple[type[Exception], ...] = (
     sqlite3.Error,
     asyncpg.PostgresError,
@@ -57,6 +61,8 @@ DRIVER_DATA_ERRORS: tuple[type[Exception], ...] = (
     asyncpg.IntegrityConstraintViolationError,
     asyncpg.DataError,
 )
+CHECKPOINT_EVERY = 500
+"""Commits (per process) between WAL checkpoints on SQLite."""
 LOCK_WAIT_S = 30.0
 """How long a SQLite writer waits for another process's write lock."""
 
@@ -97,6 +103,12 @@ def _arguments(
 ) -> tuple[str, list[Any]]:
     sql, names, literals = compiled(statement, dialect)
     return sql, [params[n] if n in params else literals[n] for n in names]
+
+
+@functools.cache
+def _returns_rows(sql: str) -> bool:
+    words = sql.split()
+    return words[0].upper() == "SELECT" or "RETURNING" in words
 
 
 class Raw:
@@ -229,7 +241,7 @@ class _Pg:
     async def run(self, statement: Any, params: dict[str, Any]) -> Raw:
         sql, args = _arguments(statement, "postgresql", params)
         raw = await self._driver()
-        if " RETURNING " in sql or sql.startswith("SELECT"):
+        if _returns_rows(sql):
             rows = await raw.fetch(sql, *args)
             return Raw(rows, len(rows))
         status = await raw.execute(sql, *args)
@@ -318,6 +330,18 @@ class _Inline:
         )
 
 
+def _checkpoint(path: Path) -> None:
+    """Copy the WAL into the database (PASSIVE: never waits for readers or writers)."""
+    try:
+        conn = sqlite3.connect(path, timeout=1.0)
+        try:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:  # the next one will try again
+        log.warning("WAL checkpoint of %s failed: %s", path, exc)
+
+
 def _raw(sync: Connection) -> sqlite3.Connection:
     return sync.connection.dbapi_connection  # type: ignore[return-value]
 
@@ -334,6 +358,25 @@ class SqliteBackend(Backend):
         super().__init__(target)
         self.engine = engine
         self._sync: Connection | None = None
+        self._commits = 0
+        self._checkpoint: asyncio.Task[None] | None = None
+
+    def _committed(self) -> None:
+        """Every `CHECKPOINT_EVERY` commits, checkpoint the WAL in a thread.
+
+        A checkpoint copies the WAL into the database file and fsyncs it, which
+        can take milliseconds on a busy disk; done inline it would stall the
+        event loop (a worker's lease keeper, a gateway's sockets).
+        """
+        self._commits += 1
+        if self._commits % CHECKPOINT_EVERY or (
+            self._checkpoint is not None and not self._checkpoint.done()
+        ):
+            return
+        assert self.target.path is not None
+        self._checkpoint = asyncio.ensure_future(
+            asyncio.to_thread(_checkpoint, self.target.path)
+        )
 
     def _connection(self) -> Connection:
         if self._sync is None or self._sync.closed or self._sync.invalidated:
@@ -372,6 +415,7 @@ class SqliteBackend(Backend):
                     raise
                 sync.commit()
                 raw.commit()  # statements run raw leave SQLAlchemy unaware
+            self._committed()
         except Discard:
             pass
 
@@ -403,6 +447,8 @@ class SqliteBackend(Backend):
             return raw.execute(sql, args).fetchall()  # type: ignore[union-attr]
 
     async def dispose(self) -> None:
+        if self._checkpoint is not None:
+            await asyncio.gather(self._checkpoint, return_exceptions=True)
         if self._sync is not None:
             self._sync.close()
             self._sync = None

@@ -106,6 +106,8 @@ def create_sqlite_engine(target: Target, *, pool_size: int = 8) -> Engine:
             cursor.execute("PRAGMA journal_mode = DELETE")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.execute("PRAGMA synchronous = NORMAL")
+        # Checkpoints (which fsync) run in a thread, see SqliteBackend.
+        cursor.execute("PRAGMA wal_autocheckpoint = 0")
         cursor.execute(f"PRAGMA busy_timeout = {READ_BUSY_TIMEOUT_MS}")
         cursor.close()
 

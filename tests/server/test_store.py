@@ -236,3 +236,28 @@ class TestDefaultUrl:
         store = await ServerStore.open(default_db_url())
         await store.close()
         assert (grizz_home / "server.db").is_file()
+
+
+class TestSqliteCheckpoints:
+    async def test_wal_is_checkpointed_off_the_event_loop(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        import asyncio
+
+        from grizz_server.store import backend as backend_module
+
+        monkeypatch.setattr(backend_module, "CHECKPOINT_EVERY", 10)
+        path = tmp_path / "server.db"
+        store = await ServerStore.open(f"sqlite:///{path}")
+        try:
+            empty = path.stat().st_size
+            user = store.for_user((await store.add_user("alice")).id)
+            for i in range(25):
+                await user.remember(f"note {i} " + "x" * 2000)
+            task = store._backend._checkpoint  # type: ignore[attr-defined]
+            assert task is not None
+            await asyncio.wait_for(task, 10)
+            assert path.stat().st_size > empty + 20 * 2000  # copied into the file
+            assert len(await user.list_memory()) == 25
+        finally:
+            await store.close()
