@@ -54,11 +54,14 @@ STOP_WORDS = frozenset(
 )
 
 
-def fts_query(text: str, *, any_word: bool = False) -> str:
+def fts_query(text: str, *, any_word: bool = False, prefix: bool = False) -> str:
     """Turn free text into a safe FTS5 query: quoted words, AND (or OR) joined.
 
     User input such as `don't`, `C++` or `a-b` would otherwise be FTS syntax
-    errors. The last word also matches as a prefix, so search-as-you-type works.
+    errors. Words match whole, stemmed (porter: "kayak" finds "kayaking").
+    `prefix` also lets the last word match as a prefix (search-as-you-type);
+    without a prefix index that costs ~100 ms over a million messages for a
+    short common prefix, so it is opt-in (docs/benchmarks.md).
     """
     words = _WORD.findall(text)
     if any_word:
@@ -66,14 +69,19 @@ def fts_query(text: str, *, any_word: bool = False) -> str:
     if not words:
         return ""
     quoted = [f'"{w}"' for w in words]
-    if not any_word:
+    if prefix and not any_word:
         quoted[-1] += "*"
     return (" OR " if any_word else " ").join(quoted)
 
 
-def search(db: Database, query: str, *, limit: int = 20) -> list[SearchHit]:
-    """Messages and memory notes matching `query`; notes first, then newest messages."""
-    match = fts_query(query)
+def search(
+    db: Database, query: str, *, limit: int = 20, prefix: bool = False
+) -> list[SearchHit]:
+    """Messages and memory notes matching `query`; notes first, then newest messages.
+
+    `prefix` lets the last word match as a prefix (see `fts_query`).
+    """
+    match = fts_query(query, prefix=prefix)
     if not match:
         return []
     hits = [
@@ -93,8 +101,9 @@ def search(db: Database, query: str, *, limit: int = 20) -> list[SearchHit]:
             [match, limit],
         )
     ]
-    # Newest first by rowid: bm25 ranking over a million rows costs more than
-    # the p95 budget for common words (see docs/benchmarks.md).
+    # Newest first by rowid: FTS5 walks its doclist backwards and stops after
+    # `limit` hits, where bm25 ranking would score every match of a common
+    # word across a million messages (docs/benchmarks.md).
     hits += [
         SearchHit(
             kind="message",
