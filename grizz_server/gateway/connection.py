@@ -4,7 +4,7 @@ A connection runs three kinds of tasks: the reader (this class's `serve`),
 one writer draining a bounded outbox, and one follower per job it watches
 (XREAD BLOCK on the job's output stream). Frames from the hub (other devices,
 workers) never wait on a slow device: they go into the outbox without
-waiting, and a device that falls 256 frames behind is closed with 1013 and
+waiting, and a device that falls 1024 frames behind is closed with 1013 and
 resumes from its cursors when it reconnects.
 
 Must not import: the core's session or provider, textual.
@@ -21,19 +21,17 @@ from redis.exceptions import RedisError
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from grizz_server import keys
-from grizz_server.aio import check_cancelled
 from grizz_server.gateway import frames
 from grizz_tui import protocol as p
 from grizz_tui.errors import ProtocolError
 
 if TYPE_CHECKING:
     from grizz_server.gateway.server import Gateway
+    from grizz_server.gateway.streams import Follower
     from grizz_server.store import Principal, UserStore
 
 log = logging.getLogger(__name__)
-OUTBOX_SIZE = 256
-MAX_FOLLOWED = 32
+OUTBOX_SIZE = 1024
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_TOO_SLOW = 1013
 
@@ -50,7 +48,7 @@ class Connection:
         self.user_id = principal.user_id
         self.store: UserStore = gateway.store.for_user(principal.user_id)
         self.outbox: asyncio.Queue[str | None] = asyncio.Queue(OUTBOX_SIZE)
-        self.following: dict[str, asyncio.Task[None]] = {}
+        self.following: dict[str, Follower] = {}
 
     # -- outbound -------------------------------------------------------------
 
@@ -94,8 +92,8 @@ class Connection:
             pass
         finally:
             await self.gateway.hub.remove(self)
-            for task in self.following.values():
-                task.cancel()
+            for job_id in list(self.following):
+                self.unfollow(job_id)
             writer.cancel()
             with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
                 await writer
@@ -166,42 +164,39 @@ class Connection:
 
     def follow(self, job_id: str, after: str = "0") -> None:
         """Stream job `job_id`'s output to this device from after entry `after`."""
-        old = self.following.get(job_id)
-        if old is not None and not old.done():
+        if job_id in self.following:
             return
-        if len(self.following) >= MAX_FOLLOWED:
-            self.following = {j: t for j, t in self.following.items() if not t.done()}
-        self.following[job_id] = asyncio.create_task(self._follow(job_id, after))
+        streams = self.gateway.streams
 
-    async def _follow(self, job_id: str, after: str) -> None:
-        redis = self.gateway.redis
-        key, last = keys.job_out(job_id), after
-        block = self.gateway.settings.block_ms
-        while True:
-            check_cancelled()
-            try:
-                reply = await redis.xread({key: last}, count=200, block=block)
-                if not reply and not await redis.exists(key, keys.job_info(job_id)):
-                    await self.emit(
-                        p.Error(
-                            code=p.NOT_FOUND,
-                            job_id=job_id,
-                            message="This reply is no longer available; "
-                            "pull to get the stored messages.",
-                        )
-                    )
-                    return
-            except (RedisError, OSError):
-                await asyncio.sleep(0.5)
-                continue
-            for entry_id, fields in reply[0][1] if reply else []:
-                last = entry_id.decode()
-                frame = frames.entry_frame(job_id, last, fields)
-                if frame is not None:
-                    await self.emit(frame)
-                    self.gateway.metrics.inc("grizz_job_frames_sent_total")
-                if fields.get(b"k") in (b"done", b"error"):
-                    return
+        async def deliver(entry: str, fields: dict[bytes, bytes], live: bool) -> None:
+            frame = frames.entry_frame(job_id, entry, fields)
+            if fields.get(b"k") in (b"done", b"error"):
+                self.following.pop(job_id, None)
+            if frame is None:
+                return
+            if live:
+                self.emit_nowait(frame)
+            else:
+                await self.emit(frame)
+            self.gateway.metrics.inc("grizz_job_frames_sent_total")
+
+        async def gone() -> None:
+            self.following.pop(job_id, None)
+            self.emit_nowait(
+                p.Error(
+                    code=p.NOT_FOUND,
+                    job_id=job_id,
+                    message="This reply is no longer available; pull to get the stored "
+                    "messages.",
+                )
+            )
+
+        self.following[job_id] = streams.follow(job_id, after, deliver, gone)
+
+    def unfollow(self, job_id: str) -> None:
+        follower = self.following.pop(job_id, None)
+        if follower is not None:
+            self.gateway.streams.unfollow(job_id, follower)
 
     async def on_event(self, event: dict[str, Any]) -> None:
         """A live event for this user from the hub."""

@@ -183,9 +183,7 @@ async def resume(conn: Connection, frame: p.Resume) -> None:
         raise ProtocolError(
             "No such reply; pull to get the stored messages.", code=p.NOT_FOUND
         )
-    task = conn.following.pop(frame.job_id, None)
-    if task is not None:
-        task.cancel()
+    conn.unfollow(frame.job_id)
     conn.follow(frame.job_id, frame.after)
 
 

@@ -32,6 +32,7 @@ from grizz_server import keys
 from grizz_server.gateway.connection import CLOSE_UNAUTHORIZED, Connection
 from grizz_server.gateway.hub import Hub
 from grizz_server.gateway.metrics import Metrics
+from grizz_server.gateway.streams import JobStreams
 from grizz_server.queue.jobs import JobQueue
 from grizz_server.settings import ServerSettings
 from grizz_server.store import Principal, ServerStore
@@ -53,6 +54,7 @@ class Gateway:
         self.queue = JobQueue(redis, settings)
         self.metrics = Metrics()
         self.hub = Hub(redis, on_reconnect=self._resync)
+        self.streams = JobStreams(redis, settings.block_ms)
         self.connections = 0
 
     async def publish(self, user_id: str, event: dict[str, Any]) -> None:
@@ -191,6 +193,7 @@ class RunningGateway:
             raise
         self.gateway = gateway = Gateway(s, redis, store)
         await gateway.hub.start()
+        await gateway.streams.start()
         self._server = await serve(
             gateway.handler,
             s.host,
@@ -217,6 +220,7 @@ class RunningGateway:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._server.wait_closed(), 15)
         await gateway.hub.stop()
+        await gateway.streams.stop()
         await gateway.store.close()
         await gateway.redis.aclose()
 

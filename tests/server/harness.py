@@ -54,7 +54,7 @@ class Device:
         self.ws: ClientConnection | None = None
         self._reader: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
-        self.closed: Exception | None = None
+        self.closed: BaseException | None = None
 
     async def connect(self) -> Device:
         headers = (
@@ -81,7 +81,8 @@ class Device:
         except Exception as exc:  # the connection went away: record how
             self.closed = exc
         finally:
-            self.closed = self.closed or ConnectionError("closed")
+            if self.closed is None:  # a clean close ends the loop without raising
+                self.closed = self.ws.close_exc
             self._changed.set()
 
     def _apply(self, frame: p.Frame) -> None:

@@ -260,3 +260,20 @@ async def test_redis_restart_mid_reply(
     finally:
         await stop_stack(stack)
         redis_proc.stop()
+
+
+async def test_sigterm_lets_a_busy_worker_finish_its_reply(
+    gateway_only: Stack, pool: ProcessPool
+) -> None:
+    import signal
+
+    worker = pool.start()
+    device = await gateway_only.device("alice")
+    accepted = await device.say("finish what you started")
+    await device.wait_for(lambda: device.replies.get(accepted.job_id, _NONE).chunks)
+    os.kill(worker, signal.SIGTERM)
+    reply = await device.finished(accepted.job_id)
+    assert reply.done is not None and reply.text == REPLY
+    assert reply.restarts == 0  # finished by the same attempt, within the grace period
+    pool.procs[worker].join(15)
+    assert pool.procs[worker].exitcode == 0

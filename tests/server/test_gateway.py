@@ -7,6 +7,7 @@ import json
 import uuid
 
 import pytest
+from redis.asyncio import Redis
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -215,3 +216,46 @@ async def test_no_frame_reaches_another_users_data(
     ]
     await alice.close()
     await bob.close()
+
+
+async def test_idle_connections_are_closed(
+    server_settings: ServerSettings, provider_env: FakeOpenAI
+) -> None:
+    settings = dataclasses.replace(server_settings, idle_timeout_s=0.5)
+    running = await start_stack(settings, workers=0)
+    try:
+        device = await running.device("alice")
+        await device.wait_for(lambda: device.closed is not None, timeout=10)
+        assert isinstance(device.closed, ConnectionClosed)
+        assert device.closed.rcvd is not None and device.closed.rcvd.code == 1000
+        assert device.closed.rcvd.reason == "idle timeout"
+    finally:
+        await stop_stack(running)
+
+
+async def test_shutdown_closes_devices_with_1001_and_keeps_the_job(
+    server_settings: ServerSettings, provider_env: FakeOpenAI
+) -> None:
+    running = await start_stack(server_settings, workers=0)
+    stopped = False
+    try:
+        device = await running.device("alice")
+        accepted = await device.say("still there after the restart?")
+        await running.gateway.__aexit__(None, None, None)
+        stopped = True
+        await device.wait_for(lambda: device.closed is not None, timeout=20)
+        assert isinstance(device.closed, ConnectionClosed)
+        assert device.closed.rcvd is not None and device.closed.rcvd.code == 1001
+        redis = Redis.from_url(server_settings.redis_url)
+        try:  # nothing lost: the job is still queued for the workers
+            assert (
+                await redis.hget(keys.job_info(accepted.job_id), "state") == b"queued"
+            )
+        finally:
+            await redis.aclose()
+    finally:
+        for task in running.workers:
+            task.cancel()
+        if not stopped:
+            await running.gateway.__aexit__(None, None, None)
+        await running.store.close()

@@ -1,0 +1,110 @@
+"""First-token latency added by the server path, vs calling the fake provider directly.
+
+For each concurrency N (default 1, 50, 200): N devices (N users, one
+authenticated WebSocket each) send a message at the same moment and time
+send → first `chunk` frame; in the same run, alternating round by round, N
+direct `OpenAICompatProvider.stream()` calls to the same fake endpoint time
+request → first text delta. "Added" is server minus direct at the same
+percentile. Real processes: redis-server, the fake provider, one gateway,
+2 workers (SQLite store).
+
+    .venv/bin/python bench/server_latency.py [--levels 1,50,200] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+import uuid
+
+from server_common import Server, percentile
+from websockets.asyncio.client import connect
+
+from grizz_tui import protocol as p
+from grizz_tui.core.provider import OpenAICompatProvider, TextDelta
+
+
+async def direct_round(provider: OpenAICompatProvider, n: int) -> list[float]:
+    async def one() -> float:
+        start = time.perf_counter()
+        first = float("nan")
+        async for event in provider.stream([{"role": "user", "content": "hi"}]):
+            if isinstance(event, TextDelta) and first != first:
+                first = time.perf_counter() - start
+        return first
+
+    return list(await asyncio.gather(*(one() for _ in range(n))))
+
+
+async def server_round(devices: list, n: int) -> list[float]:
+    async def one(ws) -> float:
+        message_id = str(uuid.uuid4())
+        start = time.perf_counter()
+        await ws.send(p.dump_frame(p.Send(text="hi", message_id=message_id)))
+        first = None
+        job = None
+        while True:
+            frame = p.parse_frame(await ws.recv())
+            if isinstance(frame, p.Accepted):
+                job = frame.job_id
+            elif isinstance(frame, p.Chunk) and frame.job_id == job and first is None:
+                first = time.perf_counter() - start
+            elif isinstance(frame, p.Done) and frame.job_id == job:
+                return first if first is not None else float("nan")
+            elif isinstance(frame, p.Error):
+                raise RuntimeError(frame.message)
+
+    return list(await asyncio.gather(*(one(ws) for ws in devices[:n])))
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--levels", default="1,50,200")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--db-url", default="",
+                        help="postgresql://… (a fresh database; default: SQLite)")
+    args = parser.parse_args()
+    levels = [int(x) for x in args.levels.split(",")]
+    server = await Server(
+        workers=args.workers, db_url=args.db_url, text="Hello there, friend! " * 3, chunk=8,
+        worker_concurrency=256, max_active_per_user=10, rate_burst=100_000,
+        rate_per_minute=1e9, max_queue_depth=100_000,
+    ).start(users=max(levels))
+    provider = OpenAICompatProvider(base_url=server.fake_url, model="fake-model",
+                                    api_key="sk-bench", max_retries=0)
+    devices = []
+    try:
+        for token in server.tokens:
+            ws = await connect(f"ws://127.0.0.1:{server.port}",
+                               additional_headers={"Authorization": f"Bearer {token}"},
+                               open_timeout=30, ping_interval=None)
+            await ws.recv()  # welcome
+            devices.append(ws)
+        await server_round(devices, 1)  # warm up both paths
+        await direct_round(provider, 1)
+        results = {}
+        for n in levels:
+            direct: list[float] = []
+            via: list[float] = []
+            for _ in range(args.rounds):
+                direct += await direct_round(provider, n)
+                via += await server_round(devices, n)
+            row = {"n": n, "samples": len(via)}
+            for q in (50, 99):
+                d, s = percentile(direct, q) * 1000, percentile(via, q) * 1000
+                row |= {f"direct_p{q}_ms": round(d, 2), f"server_p{q}_ms": round(s, 2),
+                        f"added_p{q}_ms": round(s - d, 2)}
+            results[n] = row
+            print(json.dumps(row), flush=True)
+    finally:
+        for ws in devices:
+            await ws.close()
+        await provider.aclose()
+        server.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
