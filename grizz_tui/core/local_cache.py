@@ -59,7 +59,13 @@ def state_path(model_path: Path, prefix: list[int]) -> Path:
     key = hashlib.sha256()
     key.update(f"{model_path.name}:{model_path.stat().st_size}:".encode())
     key.update(",".join(map(str, prefix)).encode())
-    return paths.models_dir() / f"prefix-{key.hexdigest()[:20]}.state"
+    return paths.models_dir() / f"{_stem(model_path)}{key.hexdigest()[:20]}.state"
+
+
+def _stem(model_path: Path) -> str:
+    """Prefix states of one model share this name start (for pruning)."""
+    model = hashlib.sha256(model_path.name.encode()).hexdigest()[:8]
+    return f"prefix-{model}-"
 
 
 def restore(llm: Any, path: Path, prefix: list[int]) -> bool:
@@ -95,6 +101,15 @@ def save(llm: Any, path: Path, prefix: list[int]) -> None:
             llm.ctx, str(tmp).encode(), array, len(prefix)
         ):
             tmp.replace(path)
+            _prune(path)
         tmp.unlink(missing_ok=True)
     except OSError:
         pass  # a cache: a read-only or full disk only costs speed
+
+
+def _prune(keep: Path) -> None:
+    """Drop this model's older prefix states (an older persona's, say)."""
+    stem = keep.name[: keep.name.rindex("-") + 1]
+    for old in keep.parent.glob(f"{stem}*.state"):
+        if old != keep:
+            old.unlink(missing_ok=True)

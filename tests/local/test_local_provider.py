@@ -211,3 +211,22 @@ async def test_persona_prefix_state_is_saved_restored_and_rebuilt(
     assert outcomes[0] in ("saved", "restored")
     assert outcomes[1:] == ["restored", "saved"]
     assert state.stat().st_size > 1000
+
+
+async def test_an_older_prefix_state_of_the_model_is_pruned(local_env: Path) -> None:
+    local = provider(max_tokens=4)
+    try:
+        [e async for e in local.stream(HI)]
+        assert local.prefix_cache is not None
+        current = local.prefix_cache.path
+        stale = current.with_name(current.name[:-12] + "0000000.state")
+        stale.write_bytes(b"an older persona's state")
+        await local.aclose()
+        local = provider(max_tokens=4)
+        local.persona = "You are Grizz, a bear who answers in one short line. " * 4
+        other = [{"role": "system", "content": local.persona}, HI[1]]
+        [e async for e in local.stream(other)]
+    finally:
+        await local.aclose()
+    assert local.prefix_cache is not None and local.prefix_cache.outcome == "saved"
+    assert not stale.exists() and local.prefix_cache.path.exists()
