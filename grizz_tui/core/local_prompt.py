@@ -14,6 +14,7 @@ textual, the store.
 from __future__ import annotations
 
 import threading
+import weakref
 from typing import Any
 
 from grizz_tui.core.local_cache import MIN_PREFIX, PrefixCache, restore, save
@@ -25,7 +26,8 @@ CHATML = (
 )
 """Fallback template for a user's GGUF file that carries none."""
 
-_formatters: dict[int, Any] = {}
+_formatters: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+"""The compiled chat template of each loaded model."""
 
 
 def plain(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
@@ -51,7 +53,7 @@ def plain(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
 
 
 def _formatter(llm: Any) -> Any:
-    found = _formatters.get(id(llm))
+    found = _formatters.get(llm)
     if found is None:
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
@@ -59,8 +61,7 @@ def _formatter(llm: Any) -> Any:
         eos = _token_text(llm, llm.token_eos())
         bos = _token_text(llm, llm.token_bos())
         found = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
-        _formatters.clear()  # one model per process in practice
-        _formatters[id(llm)] = found
+        _formatters[llm] = found
     return found
 
 
