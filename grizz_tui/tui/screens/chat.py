@@ -28,7 +28,6 @@ from grizz_tui.tui.messages import DayShown, ReplyEnded
 from grizz_tui.tui.screens.chat_actions import ChatActions
 from grizz_tui.tui.widgets.composer import Composer
 from grizz_tui.tui.widgets.conversation import Conversation
-from grizz_tui.tui.widgets.notices import ErrorNotice
 from grizz_tui.tui.widgets.status_bar import StatusBar
 from grizz_tui.tui.widgets.typing_indicator import TypingIndicator
 
@@ -38,6 +37,10 @@ if TYPE_CHECKING:
     from grizz_tui.store.models import Attachment, Message
     from grizz_tui.tui.app import GrizzApp
     from grizz_tui.tui.widgets.message_view import MessageView
+
+
+WARM_UP_DELAY = 0.2
+"""Seconds after the day is painted before the core is imported."""
 
 
 @dataclass
@@ -149,6 +152,15 @@ class ChatScreen(ChatActions, Screen[None]):
 
         self.today = today(self.grizz.settings.timezone)
         await self.load_day(self.requested_day or self.today)
+        # The core (httpx) is imported only once the day is painted: a thread
+        # import holds the GIL and would delay that paint by its whole cost.
+        self.call_after_refresh(self.warm_up)
+
+    @work(group="startup", exit_on_error=False)
+    async def warm_up(self) -> None:
+        """Import the core ahead of the first send; open setup if needed."""
+        backend = self.grizz.backend
+        await asyncio.sleep(WARM_UP_DELAY)
         await asyncio.to_thread(backend.import_core)
         if backend.needs_setup():
             self.grizz.open_setup(first_run=True)
@@ -209,7 +221,7 @@ class ChatScreen(ChatActions, Screen[None]):
         self.start_reply(ReplyJob(text=text, attachments=files))
 
     def start_reply(self, job: ReplyJob) -> None:
-        for notice in self.query(ErrorNotice):
+        for notice in self.query(".notice.-error"):
             notice.remove()
         self.reply_worker = self.reply(job)
 
@@ -317,8 +329,9 @@ class ChatScreen(ChatActions, Screen[None]):
     async def show_error(self, reason: str) -> None:
         """An in-chat notice with Retry (never a crash); the bell rings once."""
         notices = self.query_one("#notices")
-        for old in notices.query(ErrorNotice):
-            await old.remove()
+        from grizz_tui.tui.widgets.notices import ErrorNotice
+
+        await notices.query(".notice.-error").remove()
         await notices.mount(ErrorNotice(reason))
         self.app.bell()
 

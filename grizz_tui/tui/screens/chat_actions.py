@@ -13,13 +13,13 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from grizz_tui.errors import GrizzError
-from grizz_tui.tui.widgets.notices import MemoryNotice
 
 if TYPE_CHECKING:
     from grizz_tui.core.session import ToolUsed
     from grizz_tui.store.models import Message, SearchHit
     from grizz_tui.tui.screens.chat import ChatScreen
     from grizz_tui.tui.widgets.message_view import MessageView
+    from grizz_tui.tui.widgets.notices import MemoryNotice
 
 # Handlers use Textual's naming convention (`on_<widget>_<message>`) rather
 # than `@on`, which only registers on message-pump classes, and so that
@@ -153,8 +153,9 @@ class ChatActions:
         ):
             return
         notices = self.query_one("#notices")
-        for old in notices.query(MemoryNotice):
-            await old.remove()
+        from grizz_tui.tui.widgets.notices import MemoryNotice
+
+        await notices.query(".notice.-memory").remove()
         await notices.mount(MemoryNotice(event.name, event.summary, event.memory_id))
 
     async def on_memory_notice_undo_pressed(
@@ -163,7 +164,7 @@ class ChatActions:
         await self.undo_memory(event.notice)
 
     async def action_undo_memory(self: ChatScreen) -> None:  # type: ignore[misc]
-        notices = list(self.query(MemoryNotice))
+        notices = list(self.query(".notice.-memory"))
         if not notices:
             self.notify("There is no memory change to undo.")
             return

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from grizz_tui.store.models import Message
     from grizz_tui.tui.widgets.message_view import MessageView
 
-WINDOW = 60
+WINDOW = 24
 GREETING = (
     "🐻 Hi, I'm Grizz. Tell me how your day is going, or ask me anything.\n"
     "Everything we say today stays in today's page; I'll remember what matters."
