@@ -33,7 +33,7 @@ from grizz_server.gateway.connection import CLOSE_UNAUTHORIZED, Connection
 from grizz_server.gateway.hub import Hub
 from grizz_server.gateway.metrics import Metrics
 from grizz_server.gateway.streams import JobStreams
-from grizz_server.queue.jobs import JobQueue
+from grizz_server.queue.jobs import JobQueue, connect_redis
 from grizz_server.settings import ServerSettings
 from grizz_server.store import Principal, ServerStore
 from grizz_tui import protocol as p
@@ -185,7 +185,7 @@ class RunningGateway:
         from grizz_server.store import ServerStore, default_db_url
 
         s = self.settings
-        redis = Redis.from_url(s.redis_url, health_check_interval=10)
+        redis = connect_redis(s.redis_url)
         try:
             store = await ServerStore.open(s.db_url or default_db_url())
         except BaseException:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import ResponseError
 
 from grizz_server import keys
@@ -31,6 +31,19 @@ NS_JOB = uuid.UUID("6f1d4f8e-3a57-4d0e-9b8a-4b1f0c6a9e21")
 NS_REPLY = uuid.UUID("0b8e2f39-51c4-4c41-8f3e-2d9a7e5c1b64")
 INFO_TTL_S = 86_400
 """How long a finished job's record stays (a re-sent message maps back to it)."""
+
+
+def connect_redis(url: str, *, max_connections: int = 128) -> Redis:
+    """A client whose pool waits for a free connection instead of failing.
+
+    redis-py's default pool raises "Too many connections" past 100; a gateway
+    with hundreds of devices sending at once must queue for a connection, not
+    answer `unavailable`.
+    """
+    pool = BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=30, health_check_interval=10
+    )
+    return Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
 
 
 def job_id_for(user_id: str, message_id: str) -> str:

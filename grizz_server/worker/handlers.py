@@ -95,7 +95,12 @@ async def _finish(
     data = message.to_dict()
     if not await ctx.queue.finish(attempt, data):
         raise Fenced
-    await publish_change(ctx.redis, store, attempt.delivery.user_id, [message])
+    try:  # the job is done; a lost notice only delays other devices until they pull
+        await publish_change(ctx.redis, store, attempt.delivery.user_id, [message])
+    except Exception:
+        log.warning(
+            "could not publish the change", exc_info=True, extra={"job": _job(attempt)}
+        )
     return message
 
 

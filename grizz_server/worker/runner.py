@@ -21,14 +21,13 @@ import socket
 import time
 import uuid
 
-from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from grizz_server import keys
 from grizz_server.aio import check_cancelled
-from grizz_server.queue.jobs import Attempt, Delivery, JobQueue
+from grizz_server.queue.jobs import Attempt, Delivery, JobQueue, connect_redis
 from grizz_server.settings import ServerSettings
 from grizz_server.worker.handlers import Fenced, WorkerContext, generate_reply
 from grizz_tui.errors import (
@@ -284,7 +283,7 @@ async def serve_worker(settings: ServerSettings, *, burst: bool = False) -> None
 
     app = load_settings()
     provider = make_provider(app)
-    redis = Redis.from_url(settings.redis_url, health_check_interval=10)
+    redis = connect_redis(settings.redis_url)
     store = await ServerStore.open(settings.db_url or default_db_url())
     queue = JobQueue(redis, settings, consumer=consumer_name())
     ctx = WorkerContext(redis, queue, store, provider, app)
