@@ -47,6 +47,9 @@ class Backend:
     def open_store(self) -> None:
         """Open (and migrate) the database; recover orphaned replies.
 
+        Safe to call from a thread: the store's connection is opened with
+        `check_same_thread=False`, and nothing else uses it until this returns.
+
         Raises:
             StoreError: the database file is unusable (it is left untouched).
         """
@@ -120,12 +123,6 @@ class Backend:
             self._provider = provider
             self._session = make_session(self.settings, self.store, provider)
         return self._session
-
-    @staticmethod
-    def import_store() -> None:
-        """Import the store's modules (sqlite-utils); run in a thread."""
-        import grizz_tui.store.local
-        import grizz_tui.store.search  # noqa: F401
 
     @staticmethod
     def import_core() -> None:

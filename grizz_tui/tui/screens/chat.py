@@ -136,9 +136,10 @@ class ChatScreen(ChatActions, Screen[None]):
         """After the first paint: open the store, show the day, then warm up."""
         self.grizz.first_frame_shown()
         backend = self.grizz.backend
-        await asyncio.to_thread(backend.import_store)
         try:
-            backend.open_store()
+            # In a thread: imports, migrations on a first run or after an
+            # upgrade, and orphan recovery must not hold up the first frames.
+            await asyncio.to_thread(backend.open_store)
         except GrizzError as exc:
             await self.show_error(f"{exc}")
             return
