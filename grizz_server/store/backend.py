@@ -30,8 +30,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import asyncpg
-from sqlalchemy import Table
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.engine import Connection, Dialect, Engine, Result
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
@@ -85,6 +84,14 @@ class Conn(Protocol):
 
     async def run_sync(self, fn: Callable[..., Any], *args: Any) -> Any: ...
 
+    async def run(self, statement: Any, params: dict[str, Any]) -> Raw:
+        """Run a prebuilt statement straight on the driver, in this transaction."""
+        ...
+
+    async def run_many(self, statement: Any, rows: list[dict[str, Any]]) -> None:
+        """`run` once per parameter dict (executemany)."""
+        ...
+
 
 @functools.cache
 def compiled(
@@ -92,7 +99,9 @@ def compiled(
 ) -> tuple[str, tuple[str, ...], dict[str, Any]]:
     """(SQL text, positional parameter names, literal parameter values) of a
     prebuilt statement for `dialect`."""
-    engine_dialect = sqlite.dialect() if dialect == "sqlite" else asyncpg_dialect()
+    engine_dialect: Dialect = (
+        sqlite.dialect() if dialect == "sqlite" else asyncpg_dialect()  # type: ignore[no-untyped-call]
+    )
     done = statement.compile(dialect=engine_dialect)
     literals = {name: bind.effective_value for name, bind in done.binds.items()}
     return str(done), tuple(done.positiontup or ()), literals
@@ -182,16 +191,14 @@ class Backend:
             yield
         except (StoreError, Discard):
             raise
-        except (IntegrityError, DataError, *DRIVER_DATA_ERRORS) as exc:
+        except (IntegrityError, DataError) as exc:
             raise RejectedData(describe(self.target, exc)) from exc
-        except (SQLAlchemyError, OSError, TimeoutError, *DRIVER_ERRORS) as exc:
+        except DRIVER_DATA_ERRORS as exc:
+            raise RejectedData(describe(self.target, exc)) from exc
+        except (SQLAlchemyError, OSError, TimeoutError) as exc:
             raise StoreError(describe(self.target, exc)) from exc
-
-    def insert(self, table: Table) -> Any:
-        """An INSERT that supports `on_conflict_do_nothing/update` on both back ends."""
-        if self.dialect == "postgresql":
-            return postgresql.insert(table)
-        return sqlite.insert(table)
+        except DRIVER_ERRORS as exc:
+            raise StoreError(describe(self.target, exc)) from exc
 
     async def take_seq(self, conn: Conn, user_id: str, count: int = 1) -> int:
         """Reserve `count` change numbers for `user_id`; return the last one.
@@ -230,7 +237,8 @@ class _Pg:
         return self.conn.dialect
 
     async def execute(self, statement: Any, parameters: Any = None) -> Result[Any]:
-        return await self.conn.execute(statement, parameters)
+        result: Result[Any] = await self.conn.execute(statement, parameters)
+        return result
 
     async def run_sync(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await self.conn.run_sync(fn, *args)
@@ -293,7 +301,8 @@ class PostgresBackend(Backend):
         sql, args = _arguments(statement, "postgresql", params)
         async with self.translated(), self._reader.connect() as conn:
             raw = await conn.get_raw_connection()
-            return list(await raw.driver_connection.fetch(sql, *args))
+            driver: Any = raw.driver_connection
+            return list(await driver.fetch(sql, *args))
 
     async def dispose(self) -> None:
         await self.engine.dispose()
@@ -443,8 +452,8 @@ class SqliteBackend(Backend):
     async def fetch(self, statement: Any, params: dict[str, Any]) -> list[Any]:
         sql, args = _arguments(statement, "sqlite", params)
         async with self.translated():
-            raw = self._connection().connection.dbapi_connection
-            return raw.execute(sql, args).fetchall()  # type: ignore[union-attr]
+            rows: list[Any] = _raw(self._connection()).execute(sql, args).fetchall()
+            return rows
 
     async def dispose(self) -> None:
         if self._checkpoint is not None:

@@ -217,7 +217,7 @@ class UserStore(MemoryMixin):
     ) -> None:
         """Change a message's content, status and/or metadata (merge-patched)."""
         where = {"k_uid": self.user_id, "k_id": message_id}
-        values = {
+        values: dict[str, Any] = {
             **where,
             "v_content": content,
             "v_status": None if status is None else str(Status(status)),
