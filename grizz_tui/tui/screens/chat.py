@@ -12,9 +12,7 @@ Must not import: httpx, the store or the core at module level.
 from __future__ import annotations
 
 import asyncio
-import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import on, work
 from textual.binding import Binding, BindingType
@@ -23,9 +21,10 @@ from textual.screen import Screen
 from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
-from grizz_tui.errors import ConfigError, GrizzError
-from grizz_tui.tui.messages import DayShown, ReplyEnded
+from grizz_tui.errors import GrizzError
+from grizz_tui.tui.messages import DayShown
 from grizz_tui.tui.screens.chat_actions import ChatActions
+from grizz_tui.tui.screens.chat_reply import ChatReplies, ReplyJob
 from grizz_tui.tui.widgets.composer import Composer
 from grizz_tui.tui.widgets.conversation import Conversation
 from grizz_tui.tui.widgets.status_bar import StatusBar
@@ -36,23 +35,13 @@ if TYPE_CHECKING:
 
     from grizz_tui.store.models import Attachment, Message
     from grizz_tui.tui.app import GrizzApp
-    from grizz_tui.tui.widgets.message_view import MessageView
 
 
 WARM_UP_DELAY = 0.2
 """Seconds after the day is painted before the core is imported."""
 
 
-@dataclass
-class ReplyJob:
-    """What the reply worker should do: send new text, or answer a stored message."""
-
-    text: str = ""
-    attachments: list[Attachment] = field(default_factory=list)
-    user_message: Message | None = None
-
-
-class ChatScreen(ChatActions, Screen[None]):
+class ChatScreen(ChatReplies, ChatActions, Screen[None]):
     """Today's (or a chosen day's) conversation with Grizz."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -220,121 +209,6 @@ class ChatScreen(ChatActions, Screen[None]):
         files, self.pending = self.pending, []
         self._show_pending()
         self.start_reply(ReplyJob(text=text, attachments=files))
-
-    def start_reply(self, job: ReplyJob) -> None:
-        for notice in self.query(".notice.-error"):
-            notice.remove()
-        self.reply_worker = self.reply(job)
-
-    @work(exclusive=True, group="reply", exit_on_error=False)
-    async def reply(self, job: ReplyJob) -> None:
-        """Stream one reply into the conversation."""
-        try:
-            session = self.grizz.backend.session()
-        except ConfigError as exc:
-            if job.user_message is None:
-                await self._store_unsent(job)
-            await self.show_error(str(exc))
-            self.grizz.open_setup(first_run=False)
-            return
-        if job.user_message is not None:
-            events = session.respond(job.user_message)
-        else:
-            events = session.send(job.text, attachments=job.attachments)
-        await self._consume(events, job)
-
-    async def _store_unsent(self, job: ReplyJob) -> None:
-        """Keep a message that could not be sent (no provider yet): never lose it."""
-        from grizz_tui.core.days import tz_name
-        from grizz_tui.store.models import Role
-
-        store = self.grizz.backend.store
-        conversation_id = await store.ensure_day(
-            self.today, tz_name(self.grizz.settings.timezone)
-        )
-        message = await store.add_message(
-            conversation_id=conversation_id,
-            role=Role.USER,
-            content=job.text,
-            attachments=job.attachments,
-        )
-        await self.conversation.add(message, files=[a.name for a in job.attachments])
-
-    async def _consume(self, events: Any, job: ReplyJob) -> None:
-        from grizz_tui.core.provider import TextDelta
-        from grizz_tui.core.session import (
-            ReplyFinished,
-            ReplyStarted,
-            ToolUsed,
-            UserMessageStored,
-        )
-
-        view: MessageView | None = None
-        error = ""
-        self._begin_typing()
-        try:
-            async for event in events:
-                if isinstance(event, TextDelta):
-                    if view is not None:
-                        await view.write(event.text)
-                elif isinstance(event, UserMessageStored):
-                    files = [a.name for a in job.attachments]
-                    await self.conversation.add(event.message, files=files)
-                    self.conversation.anchor()
-                elif isinstance(event, ReplyStarted):
-                    view = await self._start_reply_view(event.message_id)
-                elif isinstance(event, ToolUsed):
-                    await self.memory_changed(event)
-                elif isinstance(event, ReplyFinished):
-                    self.status.show_usage(event.usage)
-                    self.status.elapsed = f"{event.elapsed:.1f} s"
-        except GrizzError as exc:
-            error = str(exc)
-        finally:
-            await events.aclose()
-            self._end_typing()
-            if view is not None:
-                final = await self.grizz.backend.store.get_message(view.message.id)
-                if final is not None:
-                    await view.finish(final)
-                    self.post_message(ReplyEnded(final, error))
-        if error:
-            await self.show_error(error)
-
-    async def _start_reply_view(self, reply_id: str) -> MessageView | None:
-        message = await self.grizz.backend.store.get_message(reply_id)
-        if message is None:
-            return None
-        view = await self.conversation.add(message)
-        view.start_stream()
-        self.conversation.anchor()
-        return view
-
-    def _begin_typing(self) -> None:
-        self.typing.active = True
-        self._started = time.monotonic()
-        self.status.elapsed = ""
-        if self.grizz.animate:
-            self._clock = self.set_interval(0.2, self._tick)
-
-    def _tick(self) -> None:
-        self.status.elapsed = f"{time.monotonic() - self._started:.1f} s"
-
-    def _end_typing(self) -> None:
-        self.typing.active = False
-        clock = getattr(self, "_clock", None)
-        if clock is not None:
-            clock.stop()
-            self._clock = None
-
-    async def show_error(self, reason: str) -> None:
-        """An in-chat notice with Retry (never a crash); the bell rings once."""
-        notices = self.query_one("#notices")
-        from grizz_tui.tui.widgets.notices import ErrorNotice
-
-        await notices.query(".notice.-error").remove()
-        await notices.mount(ErrorNotice(reason))
-        self.app.bell()
 
     @on(Worker.StateChanged)
     async def worker_failed(self, event: Worker.StateChanged) -> None:

@@ -41,7 +41,7 @@ class ChatActions:
             self.notify("There is nothing to regenerate yet.")
             return
         await self.retract(user.message, keep_user=True)
-        from grizz_tui.tui.screens.chat import ReplyJob
+        from grizz_tui.tui.screens.chat_reply import ReplyJob
 
         self.start_reply(ReplyJob(user_message=user.message))
 
