@@ -261,3 +261,64 @@ class TestSqliteCheckpoints:
             assert len(await user.list_memory()) == 25
         finally:
             await store.close()
+
+
+class TestSqliteLocking:
+    """Another process holding SQLite's write lock never blocks the event loop."""
+
+    async def test_writer_waits_without_blocking_the_loop(self, tmp_path: Path) -> None:
+        import asyncio
+        import sqlite3
+
+        path = tmp_path / "server.db"
+        store = await ServerStore.open(f"sqlite:///{path}")
+        other = sqlite3.connect(path, isolation_level=None)  # "another process"
+        try:
+            user = store.for_user((await store.add_user("alice")).id)
+            other.execute("BEGIN IMMEDIATE")
+            write = asyncio.create_task(user.remember("waited for the lock"))
+            ticks = 0
+            for _ in range(10):  # the loop keeps running while the write waits
+                await asyncio.sleep(0.01)
+                ticks += 1
+            assert ticks == 10 and not write.done()
+            other.execute("COMMIT")
+            note = await asyncio.wait_for(write, 5)
+            assert [m.id for m in await user.list_memory()] == [note.id]
+        finally:
+            other.close()
+            await store.close()
+
+    async def test_a_lock_held_too_long_is_one_clear_error(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        import sqlite3
+
+        from grizz_server.store import backend as backend_module
+
+        monkeypatch.setattr(backend_module, "LOCK_WAIT_S", 0.2)
+        path = tmp_path / "server.db"
+        store = await ServerStore.open(f"sqlite:///{path}")
+        other = sqlite3.connect(path, isolation_level=None)
+        try:
+            user = store.for_user((await store.add_user("alice")).id)
+            other.execute("BEGIN IMMEDIATE")
+            with pytest.raises(StoreError, match="locked"):
+                await user.remember("never stored")
+            other.execute("ROLLBACK")
+            assert await user.list_memory() == []
+            await user.remember("stored now")  # the store recovers
+            assert len(await user.list_memory()) == 1
+        finally:
+            other.close()
+            await store.close()
+
+
+async def test_unknown_user_id_cannot_write(store: ServerStore) -> None:
+    ghost = store.for_user("no-such-user")
+    with pytest.raises(StoreError, match="no user with id"):
+        await ghost.remember("x")
+    with pytest.raises(StoreError, match="no user with id"):
+        await ghost.ensure_day("2026-11-23", "UTC")
+    assert await ghost.push([]) == []
+    assert await ghost.current_seq() == 0

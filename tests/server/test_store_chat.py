@@ -302,9 +302,9 @@ class TestIsolation:
         assert [m.content for m in await alice.recall("secret")] == [
             "alice secret note"
         ]
-        assert [
-            m.content for m in await bob.recall("bob")
-        ] == []  # his note is a tombstone
+        assert await bob.recall("bob") == []  # his own note is a tombstone
+        assert [m.content for m in await alice.list_memory()] == ["alice secret note"]
+        assert await bob.list_memory() == []
         assert {c["id"] for c in (await bob.pull(0))[0]} == {conv, "m1", note_id}
 
     async def test_users_have_separate_sequences(
