@@ -118,6 +118,9 @@ class LocalProvider:
                     self.threads,
                     progress,
                 )
+                if self._closed:  # closed while loading: free it, do not keep it
+                    await asyncio.to_thread(self._free, llm)
+                    raise ProviderError("The local model was closed while loading.")
                 self._llm, self.info, self.model = llm, info, info.model.name
         assert self.info is not None
         return self.info
