@@ -64,6 +64,8 @@ class ChatScreen(ChatReplies, ChatActions, Screen[None]):
         """The day on screen (YYYY-MM-DD); '' until the store is open."""
         self.today = ""
         self.editing: Message | None = None
+        self.unusable = ""
+        """Why the store could not be opened ('' when it is fine)."""
         self.pending: list[Attachment] = []
         self.reply_worker: Worker[None] | None = None
         self._started = 0.0
@@ -125,12 +127,16 @@ class ChatScreen(ChatReplies, ChatActions, Screen[None]):
         """After the first paint: open the store, show the day, then warm up."""
         self.grizz.first_frame_shown()
         backend = self.grizz.backend
+        from grizz_tui.core.days import today
+
         try:
+            self.today = today(self.grizz.settings.timezone)
             # In a thread: imports, migrations on a first run or after an
             # upgrade, and orphan recovery must not hold up the first frames.
             await asyncio.to_thread(backend.open_store)
         except GrizzError as exc:
-            await self.show_error(f"{exc}")
+            self.unusable = str(exc)
+            await self.show_error(self.unusable, retry=False)
             return
         if backend.recovered:
             count = backend.recovered
@@ -138,9 +144,6 @@ class ChatScreen(ChatReplies, ChatActions, Screen[None]):
                 f"{count} reply cut off last time was kept and marked interrupted.",
                 title="Recovered",
             )
-        from grizz_tui.core.days import today
-
-        self.today = today(self.grizz.settings.timezone)
         await self.load_day(self.requested_day or self.today)
         # The core (httpx) is imported only once the day is painted: a thread
         # import holds the GIL and would delay that paint by its whole cost.
@@ -197,7 +200,8 @@ class ChatScreen(ChatReplies, ChatActions, Screen[None]):
             )
             return
         if not self.grizz.backend.is_open:
-            self.notify("Still opening your conversations…", severity="warning")
+            why = self.unusable or "Still opening your conversations…"
+            self.notify(why, severity="error" if self.unusable else "warning")
             return
         text = event.text.strip("\n")
         if self.day != self.today:

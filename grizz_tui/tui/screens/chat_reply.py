@@ -143,11 +143,13 @@ class ChatReplies:
             clock.stop()
             self._clock = None
 
-    async def show_error(self: ChatScreen, reason: str) -> None:  # type: ignore[misc]
-        """An in-chat notice with Retry (never a crash); the bell rings once."""
+    async def show_error(  # type: ignore[misc]
+        self: ChatScreen, reason: str, *, retry: bool = True
+    ) -> None:
+        """An in-chat notice (with Retry when it can help), never a crash."""
         notices = self.query_one("#notices")
         from grizz_tui.tui.widgets.notices import ErrorNotice
 
         await notices.query(".notice.-error").remove()
-        await notices.mount(ErrorNotice(reason))
+        await notices.mount(ErrorNotice(reason, retry=retry))
         self.app.bell()

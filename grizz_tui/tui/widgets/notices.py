@@ -26,16 +26,20 @@ class ErrorNotice(Horizontal):
     class RetryPressed(Message):
         """The user asked to try the last message again."""
 
-    def __init__(self, reason: str, *, id: str | None = None) -> None:
+    def __init__(
+        self, reason: str, *, retry: bool = True, id: str | None = None
+    ) -> None:
         super().__init__(id=id, classes="notice -error")
         self.reason = reason
+        self.retry = retry
 
     def compose(self) -> ComposeResult:
         yield Static(
             Content.assemble(("Grizz couldn't answer: ", "bold"), self.reason),
             classes="notice-text",
         )
-        yield Button("Retry", id="retry", compact=True, variant="warning")
+        if self.retry:
+            yield Button("Retry", id="retry", compact=True, variant="warning")
 
     @on(Button.Pressed, "#retry")
     def _retry(self, event: Button.Pressed) -> None:
