@@ -3,8 +3,10 @@ transactions, error translation and the per-user change counter.
 
 Store code sees one interface on both back ends: `read()`, `snapshot()` and
 `write()` yield a connection with `await conn.execute(statement, params)` and
-`await conn.run_sync(fn)`. `PostgresBackend` hands out SQLAlchemy async
-connections (asyncpg); `SqliteBackend` runs the same statements inline on the
+`await conn.run_sync(fn)`, and `await conn.run(statement, params)` for prebuilt
+statements run straight on the driver. `PostgresBackend`
+(`postgres_backend.py`) uses asyncpg through SQLAlchemy's async engine;
+`SqliteBackend` (`sqlite_backend.py`) runs the same statements inline on the
 event loop (see `engine.py` for why).
 
 Every write to a user's rows runs in one transaction that first takes the next
@@ -20,34 +22,22 @@ Must not import: the core, the provider, websockets, redis.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
-import logging
 import sqlite3
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any, Protocol
 
 import asyncpg
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
-from sqlalchemy.engine import Connection, Dialect, Engine, Result
+from sqlalchemy.engine import Dialect, Result
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from grizz_tui.errors import StoreError
 
 from . import statements as q
-from .engine import (
-    READ_BUSY_TIMEOUT_MS,
-    Target,
-    create_postgres_engine,
-    create_sqlite_engine,
-    describe,
-)
-
-log = logging.getLogger(__name__)
+from .engine import Target, create_postgres_engine, create_sqlite_engine, describe
 
 DRIVER_ERRORS: tuple[type[Exception], ...] = (
     sqlite3.Error,
@@ -60,10 +50,6 @@ DRIVER_DATA_ERRORS: tuple[type[Exception], ...] = (
     asyncpg.IntegrityConstraintViolationError,
     asyncpg.DataError,
 )
-CHECKPOINT_EVERY = 500
-"""Commits (per process) between WAL checkpoints on SQLite."""
-LOCK_WAIT_S = 30.0
-"""How long a SQLite writer waits for another process's write lock."""
 
 
 class RejectedData(StoreError):
@@ -107,7 +93,7 @@ def compiled(
     return str(done), tuple(done.positiontup or ()), literals
 
 
-def _arguments(
+def bind_arguments(
     statement: Any, dialect: str, params: dict[str, Any]
 ) -> tuple[str, list[Any]]:
     sql, names, literals = compiled(statement, dialect)
@@ -115,7 +101,7 @@ def _arguments(
 
 
 @functools.cache
-def _returns_rows(sql: str) -> bool:
+def returns_rows(sql: str) -> bool:
     words = sql.split()
     return words[0].upper() == "SELECT" or "RETURNING" in words
 
@@ -152,9 +138,13 @@ class Backend:
     @staticmethod
     def open(target: Target, *, pool_size: int = 8) -> Backend:
         if target.dialect == "sqlite":
+            from .sqlite_backend import SqliteBackend
+
             return SqliteBackend(
                 target, create_sqlite_engine(target, pool_size=pool_size)
             )
+        from .postgres_backend import PostgresBackend
+
         return PostgresBackend(
             target, create_postgres_engine(target, pool_size=pool_size)
         )
@@ -222,243 +212,3 @@ class Backend:
 
     async def set_seq(self, conn: Conn, user_id: str, value: int) -> None:
         await conn.run(q.set_seq, {"k_uid": user_id, "k_seq": value})
-
-
-class _Pg:
-    """An async SQLAlchemy connection plus the raw asyncpg path (`run`)."""
-
-    __slots__ = ("conn",)
-
-    def __init__(self, conn: AsyncConnection) -> None:
-        self.conn = conn
-
-    @property
-    def dialect(self) -> Dialect:
-        return self.conn.dialect
-
-    async def execute(self, statement: Any, parameters: Any = None) -> Result[Any]:
-        result: Result[Any] = await self.conn.execute(statement, parameters)
-        return result
-
-    async def run_sync(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await self.conn.run_sync(fn, *args)
-
-    async def _driver(self) -> Any:
-        return (await self.conn.get_raw_connection()).driver_connection
-
-    async def run(self, statement: Any, params: dict[str, Any]) -> Raw:
-        sql, args = _arguments(statement, "postgresql", params)
-        raw = await self._driver()
-        if _returns_rows(sql):
-            rows = await raw.fetch(sql, *args)
-            return Raw(rows, len(rows))
-        status = await raw.execute(sql, *args)
-        return Raw([], int(status.rsplit(" ", 1)[-1]))
-
-    async def run_many(self, statement: Any, rows: list[dict[str, Any]]) -> None:
-        sql = compiled(statement, "postgresql")[0]
-        args = [_arguments(statement, "postgresql", row)[1] for row in rows]
-        await (await self._driver()).executemany(sql, args)
-
-
-class PostgresBackend(Backend):
-    """SQLAlchemy's async engine on asyncpg. SQLAlchemy runs in autocommit mode
-    (reads need no BEGIN/ROLLBACK round trips); transactions are asyncpg's."""
-
-    def __init__(self, target: Target, engine: AsyncEngine) -> None:
-        super().__init__(target)
-        self.engine = engine
-        self._reader = engine.execution_options(isolation_level="AUTOCOMMIT")
-
-    @contextlib.asynccontextmanager
-    async def read(self) -> AsyncIterator[Conn]:
-        async with self.translated(), self._reader.connect() as conn:
-            yield _Pg(conn)
-
-    @contextlib.asynccontextmanager
-    async def snapshot(self) -> AsyncIterator[Conn]:
-        async with self.translated(), self._reader.connect() as conn:
-            pg = _Pg(conn)
-            driver = await pg._driver()
-            async with driver.transaction(isolation="repeatable_read", readonly=True):
-                yield pg
-
-    @contextlib.asynccontextmanager
-    async def write(self) -> AsyncIterator[Conn]:
-        """The transaction is asyncpg's own, on a connection SQLAlchemy sees in
-        autocommit mode: statements run through SQLAlchemy and raw (`run`) alike
-        are inside it, whichever comes first."""
-        try:
-            async with self.translated(), self._reader.connect() as conn:
-                pg = _Pg(conn)
-                driver = await pg._driver()
-                async with driver.transaction():
-                    yield pg
-        except Discard:
-            pass
-
-    async def fetch(self, statement: Any, params: dict[str, Any]) -> list[Any]:
-        sql, args = _arguments(statement, "postgresql", params)
-        async with self.translated(), self._reader.connect() as conn:
-            raw = await conn.get_raw_connection()
-            driver: Any = raw.driver_connection
-            return list(await driver.fetch(sql, *args))
-
-    async def dispose(self) -> None:
-        await self.engine.dispose()
-
-
-class _Inline:
-    """A synchronous SQLAlchemy connection behind the async `Conn` interface."""
-
-    __slots__ = ("sync",)
-
-    def __init__(self, sync: Connection) -> None:
-        self.sync = sync
-
-    @property
-    def dialect(self) -> Dialect:
-        return self.sync.dialect
-
-    async def execute(self, statement: Any, parameters: Any = None) -> Result[Any]:
-        return self.sync.execute(statement, parameters)
-
-    async def run_sync(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return fn(self.sync, *args)
-
-    async def run(self, statement: Any, params: dict[str, Any]) -> Raw:
-        sql, args = _arguments(statement, "sqlite", params)
-        cursor = _raw(self.sync).execute(sql, args)
-        rows = cursor.fetchall() if cursor.description else []
-        return Raw(rows, cursor.rowcount if cursor.rowcount >= 0 else len(rows))
-
-    async def run_many(self, statement: Any, rows: list[dict[str, Any]]) -> None:
-        sql = compiled(statement, "sqlite")[0]
-        _raw(self.sync).executemany(
-            sql, [_arguments(statement, "sqlite", row)[1] for row in rows]
-        )
-
-
-def _checkpoint(path: Path) -> None:
-    """Copy the WAL into the database (PASSIVE: never waits for readers or writers)."""
-    try:
-        conn = sqlite3.connect(path, timeout=1.0)
-        try:
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        finally:
-            conn.close()
-    except sqlite3.Error as exc:  # the next one will try again
-        log.warning("WAL checkpoint of %s failed: %s", path, exc)
-
-
-def _raw(sync: Connection) -> sqlite3.Connection:
-    return sync.connection.dbapi_connection  # type: ignore[return-value]
-
-
-class SqliteBackend(Backend):
-    """The sqlite3 driver run inline; writers queue for the lock with asyncio.sleep.
-
-    Statements inside a transaction never suspend, so one connection serves the
-    whole process: no two of its transactions can interleave on the event
-    loop, and no pool checkout is paid per call.
-    """
-
-    def __init__(self, target: Target, engine: Engine) -> None:
-        super().__init__(target)
-        self.engine = engine
-        self._sync: Connection | None = None
-        self._commits = 0
-        self._checkpoint: asyncio.Task[None] | None = None
-
-    def _committed(self) -> None:
-        """Every `CHECKPOINT_EVERY` commits, checkpoint the WAL in a thread.
-
-        A checkpoint copies the WAL into the database file and fsyncs it, which
-        can take milliseconds on a busy disk; done inline it would stall the
-        event loop (a worker's lease keeper, a gateway's sockets).
-        """
-        self._commits += 1
-        if self._commits % CHECKPOINT_EVERY or (
-            self._checkpoint is not None and not self._checkpoint.done()
-        ):
-            return
-        assert self.target.path is not None
-        self._checkpoint = asyncio.ensure_future(
-            asyncio.to_thread(_checkpoint, self.target.path)
-        )
-
-    def _connection(self) -> Connection:
-        if self._sync is None or self._sync.closed or self._sync.invalidated:
-            if self._sync is not None:
-                self._sync.close()
-            self._sync = self.engine.connect()
-        return self._sync
-
-    @contextlib.asynccontextmanager
-    async def read(self) -> AsyncIterator[Conn]:
-        async with self.translated():
-            yield _Inline(self._connection())
-
-    @contextlib.asynccontextmanager
-    async def snapshot(self) -> AsyncIterator[Conn]:
-        async with self.translated():
-            sync = self._connection()
-            sync.rollback()  # end SQLAlchemy's implicit (driver-less) transaction
-            sync.exec_driver_sql("BEGIN")
-            try:
-                yield _Inline(sync)
-            finally:
-                sync.rollback()
-
-    @contextlib.asynccontextmanager
-    async def write(self) -> AsyncIterator[Conn]:
-        try:
-            async with self.translated():
-                sync = await self._begin_immediate()
-                raw = _raw(sync)
-                try:
-                    yield _Inline(sync)
-                except BaseException:
-                    sync.rollback()  # SQLAlchemy's bookkeeping, then the driver's
-                    raw.rollback()
-                    raise
-                sync.commit()
-                raw.commit()  # statements run raw leave SQLAlchemy unaware
-            self._committed()
-        except Discard:
-            pass
-
-    async def _begin_immediate(self) -> Connection:
-        """Take the write lock, sleeping (not blocking the loop) while it is busy."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + LOCK_WAIT_S
-        delay = 0.0005
-        while True:
-            sync = self._connection()
-            sync.rollback()
-            raw = _raw(sync)
-            raw.execute("PRAGMA busy_timeout = 0")
-            try:
-                raw.execute("BEGIN IMMEDIATE")
-                return sync
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or loop.time() > deadline:
-                    raise
-            finally:
-                raw.execute(f"PRAGMA busy_timeout = {READ_BUSY_TIMEOUT_MS}")
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.02)
-
-    async def fetch(self, statement: Any, params: dict[str, Any]) -> list[Any]:
-        sql, args = _arguments(statement, "sqlite", params)
-        async with self.translated():
-            rows: list[Any] = _raw(self._connection()).execute(sql, args).fetchall()
-            return rows
-
-    async def dispose(self) -> None:
-        if self._checkpoint is not None:
-            await asyncio.gather(self._checkpoint, return_exceptions=True)
-        if self._sync is not None:
-            self._sync.close()
-            self._sync = None
-        self.engine.dispose()

@@ -1,4 +1,6 @@
-"""Sync for one user: `push` (idempotent upserts by id) and `pull` (after a cursor).
+"""Sync for one user, the upload half: `push` (idempotent upserts by id).
+
+`pull` (changes after a cursor) is in `pull.py`.
 
 Push rules, which make every device converge whatever order batches arrive in:
 - a row is identified by `(user_id, id)`; pushing the same data again changes
@@ -16,7 +18,6 @@ Must not import: the provider, websockets, redis.
 
 from __future__ import annotations
 
-import base64
 import functools
 from collections.abc import Callable
 from typing import Any
@@ -24,14 +25,12 @@ from typing import Any
 from sqlalchemy import Table, bindparam, select, update
 
 from grizz_tui.errors import UsageError
-from grizz_tui.store.models import MemoryItem, Message
 
 from .backend import Backend, Conn, RejectedData
 from .schema import ENTITY_TABLES, attachments, conversations
 from .validate import Invalid, Prepared, canonical_json, prepare
 
 MAX_BATCH = 1000
-MAX_PULL = 1000
 _ENTITY_ORDER = {"conversations": 0, "messages": 1, "memory": 2}
 _IN_CHUNK = 500
 
@@ -169,7 +168,7 @@ async def _load(
     found: dict[Key, dict[str, Any]] = {}
     for entity, table in ENTITY_TABLES.items():
         ids = sorted({p.id for p in batch if p.entity == entity})
-        for chunk in _chunks(ids):
+        for chunk in chunks(ids):
             rows = await conn.execute(
                 select(table).where(table.c.user_id == user_id, table.c.id.in_(chunk))
             )
@@ -183,7 +182,7 @@ async def _known_conversations(
     wanted = sorted({p.row["conversation_id"] for p in batch if p.entity == "messages"})
     known = {key[1] for key in stored if key[0] == "conversations"}
     c = conversations.c
-    for chunk in _chunks([w for w in wanted if w not in known]):
+    for chunk in chunks([w for w in wanted if w not in known]):
         rows = await conn.execute(
             select(c.id).where(c.user_id == user_id, c.id.in_(chunk))
         )
@@ -234,7 +233,7 @@ def _update_statement(table: Table) -> Any:
     )
 
 
-def _chunks(items: list[str]) -> list[list[str]]:
+def chunks(items: list[str]) -> list[list[str]]:
     return [items[i : i + _IN_CHUNK] for i in range(0, len(items), _IN_CHUNK)]
 
 
@@ -305,114 +304,3 @@ MERGE: dict[str, Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]] = {
     "messages": _merge_message,
     "memory": _merge_memory,
 }
-
-
-# -- pull ---------------------------------------------------------------------
-
-
-async def pull(
-    backend: Backend, user_id: str, after: int, limit: int = 500
-) -> tuple[list[dict[str, Any]], int, bool]:
-    """The user's rows changed after cursor `after`, oldest change first.
-
-    Each row appears once, in its latest state, with the change number of its
-    last write; all of it is read in one snapshot, so a concurrent write can
-    never slip in below the returned cursor.
-
-    Returns:
-        (changes `[{"seq", "entity", "id", "data"}]`, next cursor, has_more).
-
-    Raises:
-        UsageError: `after` is not a non-negative integer.
-    """
-    if not isinstance(after, int) or isinstance(after, bool) or after < 0:
-        raise UsageError("The sync cursor must be a non-negative integer.")
-    limit = max(1, min(int(limit), MAX_PULL))
-    found: list[tuple[int, str, dict[str, Any]]] = []
-    async with backend.snapshot() as conn:
-        for entity, table in ENTITY_TABLES.items():
-            rows = await conn.execute(
-                _changed_rows(table),
-                {"k_uid": user_id, "k_after": after, "k_limit": limit + 1},
-            )
-            found += [(r.seq, entity, dict(r._mapping)) for r in rows]
-        found.sort(key=lambda item: item[0])
-        has_more = len(found) > limit
-        found = found[:limit]
-        files = await _attachments_of(
-            conn,
-            user_id,
-            [
-                row["id"]
-                for _, entity, row in found
-                if entity == "messages" and row["has_attachments"]
-            ],
-        )
-    changes = [
-        {
-            "seq": seq,
-            "entity": entity,
-            "id": row["id"],
-            "data": _data(entity, row, files),
-        }
-        for seq, entity, row in found
-    ]
-    return changes, (found[-1][0] if found else after), has_more
-
-
-@functools.cache
-def _changed_rows(table: Table) -> Any:
-    return (
-        select(table)
-        .where(
-            table.c.user_id == bindparam("k_uid"), table.c.seq > bindparam("k_after")
-        )
-        .order_by(table.c.seq)
-        .limit(bindparam("k_limit"))
-    )
-
-
-async def _attachments_of(
-    conn: Conn, user_id: str, message_ids: list[str]
-) -> dict[str, list[dict[str, Any]]]:
-    out: dict[str, list[dict[str, Any]]] = {}
-    a = attachments.c
-    for chunk in _chunks(message_ids):
-        rows = await conn.execute(
-            select(attachments)
-            .where(a.user_id == user_id, a.message_id.in_(chunk))
-            .order_by(a.message_id, a.position)
-        )
-        for r in rows:
-            out.setdefault(r.message_id, []).append(
-                {
-                    "id": r.id,
-                    "name": r.name,
-                    "mime": r.mime,
-                    "size": r.size,
-                    "sha256": r.sha256,
-                    "content_b64": base64.b64encode(r.content).decode(),
-                }
-            )
-    return out
-
-
-def _data(
-    entity: str, row: dict[str, Any], files: dict[str, list[dict[str, Any]]]
-) -> dict[str, Any]:
-    if entity == "messages":
-        data = Message.from_row(row).to_dict()
-        if row["has_attachments"]:
-            data["attachments"] = files.get(row["id"], [])
-        return data
-    if entity == "memory":
-        return MemoryItem.from_row(row).to_dict()
-    return {
-        "id": row["id"],
-        "day": row["day"],
-        "tz": row["tz"],
-        "title": row["title"],
-        "created_at": row["created_at"],
-        "updated_at": row["updated_at"],
-        "deleted": bool(row["deleted"]),
-    }

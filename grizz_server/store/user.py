@@ -25,6 +25,7 @@ from . import statements as q
 from . import sync
 from .backend import Backend, Discard, RejectedData
 from .memory import MemoryMixin, dumps
+from .pull import pull as pull_changes
 
 PREVIOUS_DAY_MESSAGES = 60
 RECENT_REFETCH_LIMIT = 16
@@ -293,10 +294,13 @@ class UserStore(MemoryMixin):
         return await sync.push(self._b, self.user_id, changes)
 
     async def pull(
-        self, after: int, limit: int = 500
+        self, after: int, limit: int = 500, *, max_bytes: int | None = None
     ) -> tuple[list[dict[str, Any]], int, bool]:
-        """Changes after cursor `after`: (changes, next cursor, has_more)."""
-        return await sync.pull(self._b, self.user_id, after, limit)
+        """Changes after cursor `after`: (changes, next cursor, has_more).
+
+        `max_bytes` ends the page early at about that many bytes of content.
+        """
+        return await pull_changes(self._b, self.user_id, after, limit, max_bytes)
 
     async def current_seq(self) -> int:
         """The user's latest change number (0 before any write)."""

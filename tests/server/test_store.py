@@ -244,7 +244,7 @@ class TestSqliteCheckpoints:
     ) -> None:
         import asyncio
 
-        from grizz_server.store import backend as backend_module
+        from grizz_server.store import sqlite_backend as backend_module
 
         monkeypatch.setattr(backend_module, "CHECKPOINT_EVERY", 10)
         path = tmp_path / "server.db"
@@ -294,7 +294,7 @@ class TestSqliteLocking:
     ) -> None:
         import sqlite3
 
-        from grizz_server.store import backend as backend_module
+        from grizz_server.store import sqlite_backend as backend_module
 
         monkeypatch.setattr(backend_module, "LOCK_WAIT_S", 0.2)
         path = tmp_path / "server.db"

@@ -270,6 +270,21 @@ class TestPull:
         assert len(ids) == len(set(ids)) == 25
         assert ids[-1] == "n03"
 
+    async def test_pages_fit_a_byte_budget(self, alice: UserStore) -> None:
+        await alice.push([conversation()])
+        await alice.push([message(f"m{i}", "x" * 1000) for i in range(6)])
+        await alice.push([message("big", "y" * 5000)])
+        seen: list[str] = []
+        cursor, more, pages = 0, True, []
+        while more:
+            page, cursor, more = await alice.pull(cursor, max_bytes=2800)
+            pages.append([c["id"] for c in page])
+            seen += pages[-1]
+        assert seen == [CONV, *(f"m{i}" for i in range(6)), "big"]
+        assert pages[-1] == ["big"]  # alone, though larger than the budget
+        assert all(len(p) <= 3 for p in pages) and len(pages) >= 4
+        assert cursor == await alice.current_seq()
+
     async def test_bad_cursor(self, alice: UserStore) -> None:
         for bad in (-1, "3", 1.5, None, True):
             with pytest.raises(UsageError, match="cursor"):

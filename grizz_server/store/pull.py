@@ -1,0 +1,142 @@
+"""Sync for one user, the download half: `pull` (changes after a cursor).
+
+Must not import: the provider, websockets, redis.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+from typing import Any
+
+from sqlalchemy import Table, bindparam, select
+
+from grizz_tui.errors import UsageError
+from grizz_tui.store.models import MemoryItem, Message
+
+from .backend import Backend, Conn
+from .schema import ENTITY_TABLES, attachments
+from .sync import chunks
+
+MAX_PULL = 1000
+
+
+async def pull(
+    backend: Backend,
+    user_id: str,
+    after: int,
+    limit: int = 500,
+    max_bytes: int | None = None,
+) -> tuple[list[dict[str, Any]], int, bool]:
+    """The user's rows changed after cursor `after`, oldest change first.
+
+    Each row appears once, in its latest state, with the change number of its
+    last write; all of it is read in one snapshot, so a concurrent write can
+    never slip in below the returned cursor. With `max_bytes`, the page ends
+    early once its text and attachments reach about that size (at least one
+    change is always returned), so it fits a frame; `has_more` says so.
+
+    Returns:
+        (changes `[{"seq", "entity", "id", "data"}]`, next cursor, has_more).
+
+    Raises:
+        UsageError: `after` is not a non-negative integer.
+    """
+    if not isinstance(after, int) or isinstance(after, bool) or after < 0:
+        raise UsageError("The sync cursor must be a non-negative integer.")
+    limit = max(1, min(int(limit), MAX_PULL))
+    found: list[tuple[int, str, dict[str, Any]]] = []
+    async with backend.snapshot() as conn:
+        for entity, table in ENTITY_TABLES.items():
+            rows = await conn.execute(
+                _changed_rows(table),
+                {"k_uid": user_id, "k_after": after, "k_limit": limit + 1},
+            )
+            found += [(r.seq, entity, dict(r._mapping)) for r in rows]
+        found.sort(key=lambda item: item[0])
+        has_more = len(found) > limit
+        found = found[:limit]
+        files = await _attachments_of(
+            conn,
+            user_id,
+            [
+                row["id"]
+                for _, entity, row in found
+                if entity == "messages" and row["has_attachments"]
+            ],
+        )
+    changes: list[dict[str, Any]] = []
+    size = 0
+    for seq, entity, row in found:
+        data = _data(entity, row, files)
+        size += _approx_size(data)
+        if max_bytes is not None and changes and size > max_bytes:
+            return changes, changes[-1]["seq"], True
+        changes.append({"seq": seq, "entity": entity, "id": row["id"], "data": data})
+    return changes, (found[-1][0] if found else after), has_more
+
+
+def _approx_size(data: dict[str, Any]) -> int:
+    """Roughly the JSON size of a change: its text, its files, and some framing."""
+    files = sum(len(a["content_b64"]) for a in data.get("attachments", ()))
+    text = len(data.get("content", "")) + len(data.get("title", ""))
+    extra = data.get("metadata", data.get("properties", ""))
+    return 300 + text + files + len(str(extra))
+
+
+@functools.cache
+def _changed_rows(table: Table) -> Any:
+    return (
+        select(table)
+        .where(
+            table.c.user_id == bindparam("k_uid"), table.c.seq > bindparam("k_after")
+        )
+        .order_by(table.c.seq)
+        .limit(bindparam("k_limit"))
+    )
+
+
+async def _attachments_of(
+    conn: Conn, user_id: str, message_ids: list[str]
+) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    a = attachments.c
+    for chunk in chunks(message_ids):
+        rows = await conn.execute(
+            select(attachments)
+            .where(a.user_id == user_id, a.message_id.in_(chunk))
+            .order_by(a.message_id, a.position)
+        )
+        for r in rows:
+            out.setdefault(r.message_id, []).append(
+                {
+                    "id": r.id,
+                    "name": r.name,
+                    "mime": r.mime,
+                    "size": r.size,
+                    "sha256": r.sha256,
+                    "content_b64": base64.b64encode(r.content).decode(),
+                }
+            )
+    return out
+
+
+def _data(
+    entity: str, row: dict[str, Any], files: dict[str, list[dict[str, Any]]]
+) -> dict[str, Any]:
+    if entity == "messages":
+        data = Message.from_row(row).to_dict()
+        if row["has_attachments"]:
+            data["attachments"] = files.get(row["id"], [])
+        return data
+    if entity == "memory":
+        return MemoryItem.from_row(row).to_dict()
+    return {
+        "id": row["id"],
+        "day": row["day"],
+        "tz": row["tz"],
+        "title": row["title"],
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+        "deleted": bool(row["deleted"]),
+    }
