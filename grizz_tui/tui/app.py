@@ -118,6 +118,9 @@ class GrizzApp(App[int]):
             self.notify(str(exc), title="Settings", severity="error")
             return
         self.chat.status.provider = self.backend.provider_label()
+        views = self.chat.conversation.views
+        if views and str(views[-1].message.role) == "user":
+            self.notify("Press Ctrl+R for Grizz's answer to your last message.")
 
     def open_memory(self, *, focus_id: str | None = None) -> None:
         from grizz_tui.tui.screens.memory import MemoryScreen

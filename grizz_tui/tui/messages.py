@@ -29,7 +29,3 @@ class ReplyEnded(Message):
         super().__init__()
         self.message = message
         self.error = error
-
-
-class SettingsChanged(Message):
-    """The setup screen saved new provider settings."""

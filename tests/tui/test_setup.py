@@ -120,7 +120,7 @@ class TestFirstRun:
             assert "must start with http://" in _result(setup)
 
     async def test_later_returns_to_chat_and_sending_reopens_setup(
-        self, app_factory, no_provider, today
+        self, app_factory, no_provider, fake_openai, today
     ):
         app = app_factory()
         async with app.run_test(size=(100, 40)) as pilot:
@@ -134,6 +134,21 @@ class TestFirstRun:
             from tests.tui.helpers import live_messages
 
             assert [m.content for m in live_messages(app, today)] == ["hello anyway"]
+            await pilot.pause()
+            setup = app.screen
+            await pilot.click("#compatible")
+            setup.query_one("#base-url").value = fake_openai.base_url
+            setup.query_one("#model").value = "fake-model"
+            await pilot.click("#save")
+            await wait_until(pilot, lambda: not isinstance(app.screen, SetupScreen))
+            await wait_until(
+                pilot, lambda: any("Ctrl+R" in n.message for n in app._notifications)
+            )
+            fake_openai.enqueue(Text("Now I can answer!"))
+            await pilot.press("ctrl+r")
+            await wait_until(pilot, lambda: fake_openai.requests, what="request")
+            await wait_reply_done(pilot)
+            assert [s[2] for s in shown(app)] == ["hello anyway", "Now I can answer!"]
 
 
 class TestLater:

@@ -121,8 +121,3 @@ class Conversation(VerticalScroll, can_focus=False):
         view = MessageView(message, files=files)
         await self.mount(view)
         return view
-
-    async def drop(self, message_id: str) -> None:
-        view = self.view_of(message_id)
-        if view is not None:
-            await view.remove()
