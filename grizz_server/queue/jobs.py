@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import random
 import secrets
+import time
 import uuid
 from dataclasses import dataclass
 from enum import StrEnum
@@ -104,6 +105,8 @@ class JobQueue:
         self.redis = redis
         self.settings = settings
         self.consumer = consumer
+        self._renewed: dict[str, float] = {}
+        """Fencing token → monotonic time its lease was last set by this process."""
         self._scripts = {
             name: redis.register_script(getattr(scripts, name))
             for name in (
@@ -235,6 +238,7 @@ class JobQueue:
         """Start an attempt: an `Attempt`, or why not (gone, stale, leased, dead)."""
         s = self.settings
         token = secrets.token_hex(16)
+        started = time.monotonic()
         reply = await self._run(
             "BEGIN",
             self._job_keys(delivery),
@@ -255,6 +259,7 @@ class JobQueue:
         status = _text(reply[0])
         if status != "run":
             return status
+        self._renewed[token] = started
         attempt, _user, message, reply_id, conv, tz = (
             _text(v or b"") for v in reply[1:7]
         )
@@ -280,8 +285,24 @@ class JobQueue:
         )
         return entry is not None
 
+    def forget(self, a: Attempt) -> None:
+        """Drop what this process remembers about an attempt that ended."""
+        self._renewed.pop(a.token, None)
+
     async def still_owner(self, a: Attempt) -> bool:
-        """True while no other attempt has taken the job over."""
+        """True while no other attempt has taken the job over.
+
+        No other worker can `begin` the job while this attempt's lease key
+        lives (BEGIN refuses a job leased to another token), and the lease was
+        set for `lease_ms` at the last `begin`/`extend`; within half of that
+        the answer is known without asking Redis.
+        """
+        renewed = self._renewed.get(a.token)
+        if (
+            renewed is not None
+            and time.monotonic() - renewed < self.settings.lease_ms / 2000
+        ):
+            return True
         return bool(
             await self._run("CHECK", [keys.job_info(a.delivery.job_id)], [a.token])
         )
@@ -289,7 +310,8 @@ class JobQueue:
     async def extend(self, a: Attempt) -> bool:
         """Renew the lease and reset the entry's idle time; False when fenced off."""
         job = a.delivery.job_id
-        return bool(
+        started = time.monotonic()
+        owner = bool(
             await self._run(
                 "EXTEND",
                 [keys.job_info(job), keys.lease(job), keys.JOBS],
@@ -302,9 +324,15 @@ class JobQueue:
                 ],
             )
         )
+        if owner:
+            self._renewed[a.token] = started  # the lease runs from after `started`
+        else:
+            self._renewed.pop(a.token, None)
+        return owner
 
     async def finish(self, a: Attempt, message: dict[str, Any]) -> bool:
         """Publish `done`, ack and close the job, atomically; False when fenced off."""
+        self._renewed.pop(a.token, None)
         d = a.delivery
         return bool(
             await self._run(
@@ -331,6 +359,7 @@ class JobQueue:
 
     async def fail(self, a: Attempt, *, code: str, reason: str, retryable: bool) -> str:
         """Retry with backoff or dead-letter, atomically: retry, dead or fenced."""
+        self._renewed.pop(a.token, None)
         s = self.settings
         reply = await self._run(
             "FAIL",
@@ -361,6 +390,7 @@ class JobQueue:
 
     async def release(self, a: Attempt) -> bool:
         """Hand a job back for immediate reclaim (shutdown); False when fenced off."""
+        self._renewed.pop(a.token, None)
         job = a.delivery.job_id
         return bool(
             await self._run(

@@ -56,7 +56,11 @@ async def generate_reply(ctx: WorkerContext, attempt: Attempt) -> Message:
             retry or dead letter).
     """
     user_store = ctx.store.for_user(attempt.delivery.user_id)
-    existing = await user_store.get_message(attempt.reply_id)
+    # only a later attempt can find the reply already stored (by an attempt
+    # that died between storing it and acknowledging the job)
+    existing = (
+        await user_store.get_message(attempt.reply_id) if attempt.attempt > 1 else None
+    )
     if existing is not None and existing.status == Status.COMPLETE:
         log.info("reply already stored; re-publishing", extra={"job": _job(attempt)})
         return await _finish(ctx, attempt, user_store, existing)

@@ -60,6 +60,7 @@ class Worker:
         self.stopping = asyncio.Event()
         self._attempts: dict[asyncio.Task[None], Attempt] = {}
         self._last_reclaim = 0.0
+        self._last_promote = 0.0
 
     def stop(self) -> None:
         self.stopping.set()
@@ -102,7 +103,10 @@ class Worker:
 
     async def _step(self) -> bool:
         """One loop turn; True when it found work."""
-        await self.queue.promote()
+        now = time.monotonic()
+        if now - self._last_promote >= self.settings.block_ms / 1000:
+            self._last_promote = now
+            await self.queue.promote()
         free = self.settings.worker_concurrency - len(self.tasks)
         if free <= 0:
             await asyncio.wait(
@@ -161,6 +165,7 @@ class Worker:
             await self._outcome(begun, job)
         finally:
             keeper.cancel()
+            self.queue.forget(begun)
 
     async def _keep_lease(self, attempt: Attempt, job: asyncio.Task[object]) -> None:
         period = self.settings.lease_ms / 3000
