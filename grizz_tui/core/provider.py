@@ -19,14 +19,21 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import sys
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-import httpx
-
 from grizz_tui.errors import AuthError, GrizzError, ProviderError
+
+# httpx imports its command-line tool (`httpx._main`, which loads rich and
+# pygments: ~75 ms) whenever click and rich are installed, as they are here.
+# Marking the module absent makes httpx fall back to its stub, as it does
+# without those packages. Nothing in Grizz uses the httpx CLI.
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+
+import httpx  # noqa: E402
 
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
 MAX_RETRY_AFTER = 30.0

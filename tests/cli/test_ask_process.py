@@ -135,11 +135,12 @@ def test_ctrl_c_keeps_partial_reply_marked_interrupted(
     assert 0 < len(str(reply["content"])) < len("word " * 200)
 
 
-def test_ask_never_imports_textual(provider_env: FakeOpenAI) -> None:
+def test_ask_in_a_pipe_never_imports_textual_or_rich(provider_env: FakeOpenAI) -> None:
     probe = (
         "import atexit, sys\n"
         "atexit.register(lambda: sys.stderr.write("
-        "'HEAVY:' + ','.join(m for m in ('textual', 'openai') if m in sys.modules)))\n"
+        "'HEAVY:' + ','.join(m for m in ('textual', 'openai', 'rich', 'pydantic')"
+        " if m in sys.modules)))\n"
         "from grizz_tui.cli import main\n"
         "sys.argv = ['grizz', 'ask', 'hi']\n"
         "main()\n"
