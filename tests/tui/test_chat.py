@@ -142,3 +142,29 @@ class TestScrolling:
 def _reply_source(app) -> str:
     view = app.chat.conversation.last_view("assistant")
     return view.markdown.source if view is not None else ""
+
+
+class TestLongDay:
+    async def test_opens_on_the_last_messages_and_shows_earlier_on_demand(
+        self, app_factory, provider_env, seed, today
+    ):
+        seed(today, *[("user", f"message number {i}") for i in range(40)])
+        app = app_factory()
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_ready(pilot)
+            conversation = app.chat.conversation
+            await wait_until(
+                pilot, lambda: len(conversation.views) == 24, what="window"
+            )
+            texts = [s[2] for s in shown(app)]
+            assert texts == [f"message number {i}" for i in range(16, 40)]
+            assert "Show 16 earlier messages" in str(
+                conversation.query_one("#earlier").label
+            )
+            conversation.scroll_home(animate=False)
+            await pilot.pause()
+            await pilot.click("#earlier")
+            await wait_until(pilot, lambda: len(conversation.views) == 40)
+            assert [s[2] for s in shown(app)] == [
+                f"message number {i}" for i in range(40)
+            ]

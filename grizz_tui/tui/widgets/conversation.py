@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     from grizz_tui.tui.widgets.message_view import MessageView
 
 WINDOW = 24
+"""Messages of a day mounted when it opens (the rest behind "Show earlier")."""
+FIRST_PAINT = 8
+"""Of those, how many are mounted before the first paint of the day."""
 GREETING = (
     "🐻 Hi, I'm Grizz. Tell me how your day is going, or ask me anything.\n"
     "Everything we say today stays in today's page; I'll remember what matters."
@@ -84,11 +87,21 @@ class Conversation(VerticalScroll, can_focus=False):
                 await self.mount(
                     Button(self._earlier_label(), id="earlier", compact=True)
                 )
-            await self.mount_all(widgets or [Static(GREETING, id="greeting")])
+            # The bottom of the day first (what the user sees); the rest of the
+            # window right after that paint, above it.
+            later = widgets[:-FIRST_PAINT] if focus_id is None else []
+            first = widgets[len(later) :]
+            await self.mount_all(first or [Static(GREETING, id="greeting")])
         if focus_id is not None and (target := self.view_of(focus_id)) is not None:
             self.call_after_refresh(self._reveal, target)
         else:
             self.anchor()
+        if later:
+            self.call_after_refresh(self._mount_above, later, first[0])
+
+    async def _mount_above(self, views: list[MessageView], anchor: MessageView) -> None:
+        if anchor.is_attached:
+            await self.mount_all(views, before=anchor)
 
     def _reveal(self, view: MessageView) -> None:
         self.scroll_to_widget(view, top=True, animate=False)
