@@ -61,20 +61,37 @@ class Server:
 
     def env(self) -> dict[str, str]:
         settings = ServerSettings(
-            redis_url=self.redis.url if self.redis else "", port=self.port,
-            db_url=self.db_url, log_dir=str(self.home / "logs"),
+            redis_url=self.redis.url if self.redis else "",
+            port=self.port,
+            db_url=self.db_url,
+            log_dir=str(self.home / "logs"),
             **self.overrides,
         )
-        return {**os.environ, **settings.env(), "GRIZZ_HOME": str(self.home),
-                "GRIZZ_NO_KEYRING": "1", "OPENAI_BASE_URL": self.fake_url,
-                "OPENAI_API_KEY": "sk-bench", "GRIZZ_MODEL": "fake-model"}
+        return {
+            **os.environ,
+            **settings.env(),
+            "GRIZZ_HOME": str(self.home),
+            "GRIZZ_NO_KEYRING": "1",
+            "OPENAI_BASE_URL": self.fake_url,
+            "OPENAI_API_KEY": "sk-bench",
+            "GRIZZ_MODEL": "fake-model",
+        }
 
     async def start(self, users: int) -> Server:
         self.redis = RedisProcess(self.home / "redis", persist=False).start()
         fake = subprocess.Popen(
-            [sys.executable, str(ROOT / "bench" / "server_fake.py"), "--text", self.text,
-             "--chunk", str(self.chunk)], cwd=ROOT, stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL)
+            [
+                sys.executable,
+                str(ROOT / "bench" / "server_fake.py"),
+                "--text",
+                self.text,
+                "--chunk",
+                str(self.chunk),
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
         self.procs.append(fake)
         assert fake.stdout is not None
         self.fake_url = fake.stdout.readline().decode().strip()
@@ -84,18 +101,32 @@ class Server:
         if self.profile_dir is not None:
             self.profile_dir.mkdir(exist_ok=True)
             prefix += ["-m", "cProfile", "-o", str(self.profile_dir / "gateway.prof")]
-        gateway = subprocess.Popen([*prefix, "-m", "grizz_server", "gateway"],
-                                   cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
+        gateway = subprocess.Popen(
+            [*prefix, "-m", "grizz_server", "gateway"],
+            cwd=ROOT,
+            env=env,
+            stderr=subprocess.DEVNULL,
+        )
         self.procs.append(gateway)
         self.gateway_pid = gateway.pid
         for i in range(self.workers):
             prefix = [sys.executable]
             if self.profile_dir is not None:
                 self.profile_dir.mkdir(exist_ok=True)
-                prefix += ["-m", "cProfile", "-o", str(self.profile_dir / f"worker-{i}.prof")]
-            self.procs.append(subprocess.Popen(
-                [*prefix, "-m", "grizz_server", "worker", "--name", f"worker-{i}"],
-                cwd=ROOT, env=env, stderr=subprocess.DEVNULL))
+                prefix += [
+                    "-m",
+                    "cProfile",
+                    "-o",
+                    str(self.profile_dir / f"worker-{i}.prof"),
+                ]
+            self.procs.append(
+                subprocess.Popen(
+                    [*prefix, "-m", "grizz_server", "worker", "--name", f"worker-{i}"],
+                    cwd=ROOT,
+                    env=env,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
         await self._wait_ready()
         return self
 

@@ -1,6 +1,6 @@
 """The test suite's OpenAI-compatible fake, with a listen backlog fit for 200+ clients.
 
-    python bench/server_fake.py --text "..." --chunk 8    # prints the base URL
+python bench/server_fake.py --text "..." --chunk 8    # prints the base URL
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.fakes.openai_server import FakeOpenAI, Text  # noqa: E402
+from tests.fakes.openai_server import FakeOpenAI, Text
 
 
 def main() -> None:

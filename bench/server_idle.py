@@ -1,4 +1,4 @@
-"""Idle authenticated WebSocket connections held by one gateway process, and memory each.
+"""Idle authenticated WebSocket connections on one gateway process, memory each.
 
 Opens N connections (Authorization header, `welcome` received, then idle) to
 one `grizz-server gateway` process and reads the gateway's RSS from /proc
@@ -25,10 +25,11 @@ async def main() -> None:
     parser.add_argument("--batch", type=int, default=200)
     parser.add_argument("--users", type=int, default=100)
     args = parser.parse_args()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    server = await Server(workers=0, text="Hi", chunk=8, idle_timeout_s=3600.0,
-                          ping_interval_s=60.0).start(users=args.users)
+    server = await Server(
+        workers=0, text="Hi", chunk=8, idle_timeout_s=3600.0, ping_interval_s=60.0
+    ).start(users=args.users)
     url = f"ws://127.0.0.1:{server.port}"
     sockets = []
     try:
@@ -38,8 +39,13 @@ async def main() -> None:
 
         async def one(i: int):  # type: ignore[no-untyped-def]
             token = server.tokens[i % len(server.tokens)]
-            ws = await connect(url, additional_headers={"Authorization": f"Bearer {token}"},
-                               open_timeout=120, ping_interval=None, compression=None)
+            ws = await connect(
+                url,
+                additional_headers={"Authorization": f"Bearer {token}"},
+                open_timeout=120,
+                ping_interval=None,
+                compression=None,
+            )
             await ws.recv()  # welcome
             return ws
 
@@ -49,12 +55,20 @@ async def main() -> None:
         opened = time.perf_counter() - start
         await asyncio.sleep(2.0)
         after = rss_kib(server.gateway_pid)
-        print(json.dumps({
-            "connections": len(sockets), "open_seconds": round(opened, 1),
-            "gateway_rss_before_mib": round(before / 1024, 1),
-            "gateway_rss_after_mib": round(after / 1024, 1),
-            "kib_per_connection": round((after - before) / max(1, len(sockets)), 1),
-        }), flush=True)
+        print(
+            json.dumps(
+                {
+                    "connections": len(sockets),
+                    "open_seconds": round(opened, 1),
+                    "gateway_rss_before_mib": round(before / 1024, 1),
+                    "gateway_rss_after_mib": round(after / 1024, 1),
+                    "kib_per_connection": round(
+                        (after - before) / max(1, len(sockets)), 1
+                    ),
+                }
+            ),
+            flush=True,
+        )
     finally:
         await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
         server.stop()

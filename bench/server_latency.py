@@ -64,23 +64,36 @@ async def main() -> None:
     parser.add_argument("--levels", default="1,50,200")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--db-url", default="",
-                        help="postgresql://… (a fresh database; default: SQLite)")
+    parser.add_argument(
+        "--db-url",
+        default="",
+        help="postgresql://… (a fresh database; default: SQLite)",
+    )
     args = parser.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
     server = await Server(
-        workers=args.workers, db_url=args.db_url, text="Hello there, friend! " * 3, chunk=8,
-        worker_concurrency=256, max_active_per_user=10, rate_burst=100_000,
-        rate_per_minute=1e9, max_queue_depth=100_000,
+        workers=args.workers,
+        db_url=args.db_url,
+        text="Hello there, friend! " * 3,
+        chunk=8,
+        worker_concurrency=256,
+        max_active_per_user=10,
+        rate_burst=100_000,
+        rate_per_minute=1e9,
+        max_queue_depth=100_000,
     ).start(users=max(levels))
-    provider = OpenAICompatProvider(base_url=server.fake_url, model="fake-model",
-                                    api_key="sk-bench", max_retries=0)
+    provider = OpenAICompatProvider(
+        base_url=server.fake_url, model="fake-model", api_key="sk-bench", max_retries=0
+    )
     devices = []
     try:
         for token in server.tokens:
-            ws = await connect(f"ws://127.0.0.1:{server.port}",
-                               additional_headers={"Authorization": f"Bearer {token}"},
-                               open_timeout=30, ping_interval=None)
+            ws = await connect(
+                f"ws://127.0.0.1:{server.port}",
+                additional_headers={"Authorization": f"Bearer {token}"},
+                open_timeout=30,
+                ping_interval=None,
+            )
             await ws.recv()  # welcome
             devices.append(ws)
         await server_round(devices, 1)  # warm up both paths
@@ -95,8 +108,11 @@ async def main() -> None:
             row = {"n": n, "samples": len(via)}
             for q in (50, 99):
                 d, s = percentile(direct, q) * 1000, percentile(via, q) * 1000
-                row |= {f"direct_p{q}_ms": round(d, 2), f"server_p{q}_ms": round(s, 2),
-                        f"added_p{q}_ms": round(s - d, 2)}
+                row |= {
+                    f"direct_p{q}_ms": round(d, 2),
+                    f"server_p{q}_ms": round(s, 2),
+                    f"added_p{q}_ms": round(s - d, 2),
+                }
             results[n] = row
             print(json.dumps(row), flush=True)
     finally:

@@ -27,12 +27,18 @@ from grizz_tui import protocol as p
 
 
 async def device(url: str, token: str, messages: int) -> int:
-    async with connect(url, additional_headers={"Authorization": f"Bearer {token}"},
-                       open_timeout=60, ping_interval=None, max_size=2**24) as ws:
+    async with connect(
+        url,
+        additional_headers={"Authorization": f"Bearer {token}"},
+        open_timeout=60,
+        ping_interval=None,
+        max_size=2**24,
+    ) as ws:
         await ws.recv()  # welcome
         for i in range(messages):
-            await ws.send(p.dump_frame(p.Send(text=f"message {i}",
-                                              message_id=str(uuid.uuid4()))))
+            await ws.send(
+                p.dump_frame(p.Send(text=f"message {i}", message_id=str(uuid.uuid4())))
+            )
         done = 0
         while done < messages:
             frame = p.parse_frame(await ws.recv())
@@ -48,25 +54,47 @@ async def main() -> None:
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--messages", type=int, default=20)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--db-url", default="",
-                        help="postgresql://… (a fresh database; default: SQLite)")
+    parser.add_argument(
+        "--db-url",
+        default="",
+        help="postgresql://… (a fresh database; default: SQLite)",
+    )
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
-    server = Server(workers=args.workers, db_url=args.db_url, text="Hi!", chunk=8, worker_concurrency=64,
-                    max_active_per_user=100_000, rate_burst=100_000, rate_per_minute=1e9,
-                    max_queue_depth=1_000_000)
+    server = Server(
+        workers=args.workers,
+        db_url=args.db_url,
+        text="Hi!",
+        chunk=8,
+        worker_concurrency=64,
+        max_active_per_user=100_000,
+        rate_burst=100_000,
+        rate_per_minute=1e9,
+        max_queue_depth=1_000_000,
+    )
     if args.profile:
         server.profile_dir = server.home / "prof"  # type: ignore[attr-defined]
     await server.start(users=args.users)
     url = f"ws://127.0.0.1:{server.port}"
     try:
         start = time.perf_counter()
-        counts = await asyncio.gather(*(device(url, t, args.messages) for t in server.tokens))
+        counts = await asyncio.gather(
+            *(device(url, t, args.messages) for t in server.tokens)
+        )
         elapsed = time.perf_counter() - start
         jobs = sum(counts)
-        print(json.dumps({"users": args.users, "jobs": jobs, "workers": args.workers,
-                          "seconds": round(elapsed, 2), "jobs_per_s": round(jobs / elapsed, 1)}),
-              flush=True)
+        print(
+            json.dumps(
+                {
+                    "users": args.users,
+                    "jobs": jobs,
+                    "workers": args.workers,
+                    "seconds": round(elapsed, 2),
+                    "jobs_per_s": round(jobs / elapsed, 1),
+                }
+            ),
+            flush=True,
+        )
     finally:
         server.stop()
     if args.profile:

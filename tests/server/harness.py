@@ -3,8 +3,8 @@
 `Device` records every frame it receives and rebuilds each reply the way a
 real client must: text of an attempt is dropped when a `restart` arrives, and
 a `resume` after the last seen entry continues without gaps or repeats.
-`ServerProc` runs `python -m grizz_server gateway|worker` as a real child
-process that tests can SIGKILL.
+`ProcessPool` runs gateways and workers as real child processes that tests
+can SIGKILL.
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -195,58 +193,6 @@ def _entry_key(entry: str) -> tuple[int, int]:
         return (0, 0)
     ms, seq = entry.split("-")
     return (int(ms), int(seq))
-
-
-class ServerProc:
-    """`python -m grizz_server <role>` as a child process (killable with -9)."""
-
-    def __init__(
-        self,
-        role: str,
-        settings: ServerSettings,
-        env: dict[str, str] | None = None,
-        log_name: str = "",
-    ) -> None:
-        self.role = role
-        self.settings = settings
-        self.env = {**os.environ, **settings.env(), **(env or {})}
-        self.log_name = log_name or role
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> ServerProc:
-        log_dir = self.settings.logs_path()
-        log_dir.mkdir(parents=True, exist_ok=True)
-        self._log = open(log_dir / f"{self.log_name}.stderr", "ab")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "grizz_server", self.role, "--name", self.log_name],
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=self._log,
-        )
-        return self
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-
-    def stop(self, timeout: float = 15) -> int | None:
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self._log.close()
-        return self.proc.returncode
 
 
 def _child_main(role: str, name: str, env: dict[str, str]) -> None:
