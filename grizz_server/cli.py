@@ -173,6 +173,104 @@ def check(
     raise typer.Exit(0 if report.healthy else 1)
 
 
+dlq_app = typer.Typer(
+    help="Inspect and retry dead-lettered jobs (replies that failed for good).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+app.add_typer(dlq_app, name="dlq")
+
+
+def _redis_url(redis_url: str | None) -> str:
+    from grizz_server.health import running_server
+
+    url = _settings(redis_url=redis_url).redis_url or str(
+        running_server().get("redis_url", "")
+    )
+    if not url:
+        raise _fail(GrizzError("No REDIS_URL set and no running grizz-server found."))
+    return url
+
+
+@dlq_app.command("list")
+def dlq_list(
+    redis_url: RedisUrl = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Newest N.")] = 50,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Dead letters, newest first: job id, user id, attempts, reason."""
+    from grizz_server.queue.jobs import connect_redis, dead_letters
+
+    async def run() -> list[dict[str, str]]:
+        redis = connect_redis(_redis_url(redis_url))
+        try:
+            return await dead_letters(redis, limit)
+        finally:
+            await redis.aclose()
+
+    letters = _run_redis(run())
+    if json_output:
+        typer.echo(json.dumps(letters, indent=2))
+        return
+    for item in letters:
+        typer.echo(
+            f"{item.get('job', '')}  user {item.get('user', '')}  "
+            f"attempts {item.get('attempts', '')}  {item.get('reason', '')}"
+        )
+    if not letters:
+        typer.echo("No dead letters.")
+
+
+@dlq_app.command("retry")
+def dlq_retry(
+    job_id: Annotated[str, typer.Argument(help="The job id from `dlq list`.")],
+    redis_url: RedisUrl = None,
+) -> None:
+    """Give a dead-lettered job a fresh set of attempts."""
+    from grizz_server import keys
+    from grizz_server.queue.jobs import JobQueue, connect_redis, requeue
+
+    async def run() -> str:
+        redis = connect_redis(_redis_url(redis_url))
+        try:
+            status, info = await requeue(JobQueue(redis, _settings()), job_id)
+            if status == "queued":  # connected devices follow the new attempt
+                event = {
+                    "kind": "job",
+                    "job_id": job_id,
+                    "message_id": info["message"],
+                    "reply_id": info["reply"],
+                    "conversation_id": info["conv"],
+                    "cursor": 0,
+                    "changes": [],
+                }
+                await redis.publish(keys.user_changes(info["user"]), json.dumps(event))
+            return status
+        finally:
+            await redis.aclose()
+
+    status = _run_redis(run())
+    if status != "queued":
+        raise _fail(
+            GrizzError(
+                f"Job {job_id} is not in the dead-letter stream "
+                "(or its record has expired)."
+            )
+        )
+    typer.echo(f"Job {job_id} queued again.")
+
+
+def _run_redis(coro: Coroutine[Any, Any, Any]) -> Any:
+    from redis.exceptions import RedisError
+
+    try:
+        return _run(coro)
+    except (RedisError, OSError) as exc:
+        raise _fail(GrizzError(f"Redis is unreachable ({exc}).")) from None
+
+
 def main() -> None:
     """Entry point of the `grizz-server` script."""
     try:

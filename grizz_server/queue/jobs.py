@@ -121,6 +121,7 @@ class JobQueue:
                 "FAIL",
                 "PROMOTE",
                 "RELEASE",
+                "REQUEUE",
             )
         }
 
@@ -409,6 +410,38 @@ class JobQueue:
                 [limit, self.settings.jobs_maxlen, keys.job_info("")],
             )
         )
+
+
+async def dead_letters(redis: Redis, limit: int = 100) -> list[dict[str, str]]:
+    """The newest dead letters first: id, job, user, attempts, code, reason."""
+    entries = await redis.xrevrange(keys.DLQ, count=limit)
+    return [
+        {"id": _text(entry_id), **{_text(k): _text(v) for k, v in fields.items()}}
+        for entry_id, fields in entries
+    ]
+
+
+async def requeue(queue: JobQueue, job_id: str) -> tuple[str, dict[str, str]]:
+    """Retry a dead-lettered job: ("queued", its record) or ("not_dead", {})."""
+    info = {
+        _text(k): _text(v)
+        for k, v in (await queue.redis.hgetall(keys.job_info(job_id))).items()
+    }
+    if info.get("state") != JobState.DEAD:
+        return "not_dead", {}
+    status, _ = await queue._run(
+        "REQUEUE",
+        [
+            keys.JOBS,
+            keys.job_info(job_id),
+            keys.INFLIGHT,
+            keys.user_active(info["user"]),
+            keys.DLQ,
+            keys.job_out(job_id),
+        ],
+        [job_id, queue.settings.jobs_maxlen],
+    )
+    return _text(status), info
 
 
 def _text(value: Any) -> str:

@@ -227,3 +227,29 @@ redis.call('DEL', KEYS[2])
 redis.call('XCLAIM', KEYS[3], ARGV[2], ARGV[3], 0, ARGV[4], 'IDLE', 1000000000, 'JUSTID')
 return 1
 """
+
+REQUEUE = """
+-- KEYS: 1 jobs, 2 info, 3 inflight, 4 active, 5 dlq, 6 out
+-- ARGV: 1 job, 2 jobs_maxlen
+-- Give a dead-lettered job a fresh start (`grizz-server dlq retry`).
+if redis.call('HGET', KEYS[2], 'state') ~= 'dead' then return {'not_dead', ''} end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local entry = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*',
+  'job', ARGV[1], 'user', redis.call('HGET', KEYS[2], 'user'))
+redis.call('HSET', KEYS[2], 'state', 'queued', 'attempt', 0, 'entry', entry,
+  'token', '', 'reason', '')
+redis.call('PERSIST', KEYS[2])
+redis.call('DEL', KEYS[6])
+redis.call('ZADD', KEYS[3], now, ARGV[1])
+redis.call('ZADD', KEYS[4], now, ARGV[1])
+for _, item in ipairs(redis.call('XRANGE', KEYS[5], '-', '+')) do
+  local fields = item[2]
+  for i = 1, #fields, 2 do
+    if fields[i] == 'job' and fields[i + 1] == ARGV[1] then
+      redis.call('XDEL', KEYS[5], item[1])
+    end
+  end
+end
+return {'queued', entry}
+"""

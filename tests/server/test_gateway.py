@@ -81,7 +81,37 @@ async def test_provider_failing_forever_ends_in_the_dead_letter_stream(
     assert kept is not None and kept.content == "Are you there?"
     failed = await store.get_message(accepted.reply_id)
     assert failed is not None and failed.status == Status.ERROR
+    # an operator retries it once the provider is back
+    provider_env.queue.clear()
+    provider_env.enqueue(Text("Back again!"))
+    listed = await _cli(
+        "dlq", "list", "--json", "--redis-url", stack.settings.redis_url
+    )
+    assert [d["job"] for d in json.loads(listed)] == [accepted.job_id]
+    await _cli("dlq", "retry", accepted.job_id, "--redis-url", stack.settings.redis_url)
+    await device.wait_for(lambda: device.replies[accepted.job_id].done is not None)
+    assert device.replies[accepted.job_id].text == "Back again!"
+    assert await redis.xlen(keys.DLQ) == 0
+    retried = await store.get_message(accepted.reply_id)
+    assert retried is not None and retried.status == Status.COMPLETE
     await device.close()
+
+
+async def _cli(*args: str) -> str:
+    import asyncio
+    import sys
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "grizz_server",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    return out.decode()
 
 
 async def test_message_limits(stack: Stack) -> None:
