@@ -162,6 +162,8 @@ class Welcome(Frame):
     cursor: int = 0
     limits: dict[str, Any] = field(default_factory=dict)
     protocol: int = PROTOCOL_VERSION
+    active_jobs: list[Any] = field(default_factory=list)
+    """Ids of this user's replies still in progress (resume them to watch)."""
 
 
 @dataclass(frozen=True)

@@ -104,6 +104,7 @@ class Connection:
             user=self.principal.user_name,
             device=self.principal.device,
             cursor=await self.store.current_seq(),
+            active_jobs=await self.gateway.queue.active_jobs(self.user_id),
             limits={
                 "max_frame_bytes": s.max_frame_bytes,
                 "max_message_chars": s.max_message_chars,

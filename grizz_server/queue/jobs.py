@@ -207,6 +207,19 @@ class JobQueue:
         owner = await self.redis.hget(keys.job_info(job_id), "user")
         return _text(owner) if owner is not None else None
 
+    async def active_jobs(self, user_id: str) -> list[str]:
+        """A user's queued or running jobs (those with a job record), oldest first."""
+        ids = [
+            _text(j) for j in await self.redis.zrange(keys.user_active(user_id), 0, -1)
+        ]
+        if not ids:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in ids:
+            pipe.exists(keys.job_info(job_id))
+        found = await pipe.execute()
+        return [job_id for job_id, exists in zip(ids, found, strict=True) if exists]
+
     # -- worker side --------------------------------------------------------
 
     async def read(self, count: int, block_ms: int) -> list[Delivery]:

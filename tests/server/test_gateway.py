@@ -144,8 +144,13 @@ async def idle_stack(
 
 async def test_backpressure_refuses_past_the_queue_depth(idle_stack: Stack) -> None:
     device = await idle_stack.device("alice")
-    await device.say("one")
-    await device.say("two")
+    one = await device.say("one")
+    two = await device.say("two")
+    phone = await idle_stack.device("alice")
+    welcome = await phone.wait_for(lambda: phone.frame(p.Welcome))
+    assert welcome.active_jobs == [one.job_id, two.job_id]  # phone can resume them
+    bob = await idle_stack.device("bob")
+    assert (await bob.wait_for(lambda: bob.frame(p.Welcome))).active_jobs == []
     refused = await device.request(p.Send(text="three"), p.Accepted)
     assert isinstance(refused, p.Error) and refused.code == p.BUSY
     assert refused.retry_after > 0

@@ -23,7 +23,11 @@ SAMPLES: list[p.Frame] = [
     p.Pull(after=5, limit=10),
     p.Ping(ref="x"),
     p.Welcome(
-        user="alice", device="laptop", cursor=3, limits={"max_message_chars": 10}
+        user="alice",
+        device="laptop",
+        cursor=3,
+        limits={"max_message_chars": 10},
+        active_jobs=["j"],
     ),
     p.Accepted(message_id="m", job_id="j", reply_id="r", conversation_id="c", ref="1"),
     p.Job(job_id="j", message_id="m", reply_id="r", conversation_id="c"),
