@@ -1,11 +1,12 @@
 """One device's WebSocket connection: authenticate, then serve its frames.
 
-A connection runs three kinds of tasks: the reader (this class's `serve`),
-one writer draining a bounded outbox, and one follower per job it watches
-(XREAD BLOCK on the job's output stream). Frames from the hub (other devices,
-workers) never wait on a slow device: they go into the outbox without
+A connection runs two tasks: the reader (`serve`) and a writer draining a
+bounded outbox. The jobs it watches are read by the gateway's shared
+`JobStreams` reader (gateway/streams.py). Live frames (hub events, reply
+chunks) never wait on a slow device: they go into the outbox without
 waiting, and a device that falls 1024 frames behind is closed with 1013 and
-resumes from its cursors when it reconnects.
+resumes from its cursors when it reconnects. Catching up on a resumed reply
+does wait for the outbox, so a slow device only slows itself.
 
 Must not import: the core's session or provider, textual.
 """
