@@ -45,7 +45,7 @@ class GrizzApp(App[int]):
         super().__init__()
         self.backend = backend
         self.start_day = day
-        self.animate = animate
+        self.motion = animate
         """False in tests and snapshots: no cursor blink, no moving dots."""
         self.on_first_frame = on_first_frame
         self._first_frame_seen = False

@@ -19,10 +19,9 @@ from grizz_tui.config import Settings, load_settings
 from grizz_tui.errors import ConfigError, GrizzError
 
 if TYPE_CHECKING:
-    from sqlite_utils import Database
-
     from grizz_tui.core.provider import Provider
     from grizz_tui.core.session import ChatSession
+    from grizz_tui.store.db import Database
     from grizz_tui.store.local import LocalChatStore
 
 

@@ -32,6 +32,7 @@ from grizz_tui.tui.widgets.typing_indicator import TypingIndicator
 
 if TYPE_CHECKING:
     from textual.app import ComposeResult
+    from textual.timer import Timer
 
     from grizz_tui.store.models import Attachment, Message
     from grizz_tui.tui.app import GrizzApp
@@ -69,6 +70,8 @@ class ChatScreen(ChatReplies, ChatActions, Screen[None]):
         self.pending: list[Attachment] = []
         self.reply_worker: Worker[None] | None = None
         self._started = 0.0
+        self._clock: Timer | None = None
+        """Ticks the elapsed time in the status bar while a reply streams."""
 
     @property
     def grizz(self) -> GrizzApp:
@@ -79,13 +82,13 @@ class ChatScreen(ChatReplies, ChatActions, Screen[None]):
         yield Conversation(id="conversation")
         with Vertical(id="bottom"):
             yield Vertical(id="notices")
-            yield TypingIndicator(animate=self.grizz.animate, id="typing")
+            yield TypingIndicator(animate=self.grizz.motion, id="typing")
             yield Static("", id="compose-hint")
             yield Composer(
                 id="composer",
                 newline_key=self.grizz.settings.tui_newline_key,
                 placeholder="Write to Grizz… (Enter sends)",
-                blink=self.grizz.animate,
+                blink=self.grizz.motion,
             )
             yield StatusBar(id="status")
 

@@ -164,7 +164,9 @@ class ChatActions:
         await self.undo_memory(event.notice)
 
     async def action_undo_memory(self: ChatScreen) -> None:  # type: ignore[misc]
-        notices = list(self.query(".notice.-memory"))
+        from grizz_tui.tui.widgets.notices import MemoryNotice
+
+        notices = list(self.query(MemoryNotice))
         if not notices:
             self.notify("There is no memory change to undo.")
             return

@@ -130,7 +130,7 @@ class ChatReplies:
         self.typing.active = True
         self._started = time.monotonic()
         self.status.elapsed = ""
-        if self.grizz.animate:
+        if self.grizz.motion:
             self._clock = self.set_interval(0.2, self._tick)
 
     def _tick(self: ChatScreen) -> None:  # type: ignore[misc]
@@ -138,10 +138,9 @@ class ChatReplies:
 
     def _end_typing(self: ChatScreen) -> None:  # type: ignore[misc]
         self.typing.active = False
-        clock = getattr(self, "_clock", None)
+        clock, self._clock = self._clock, None
         if clock is not None:
             clock.stop()
-            self._clock = None
 
     async def show_error(  # type: ignore[misc]
         self: ChatScreen, reason: str, *, retry: bool = True

@@ -16,8 +16,9 @@ from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 if TYPE_CHECKING:
-    from sqlite_utils import Database
     from textual.app import ComposeResult
+
+    from grizz_tui.store.db import Database
 
 DAYS_SHOWN = 365
 

@@ -19,9 +19,9 @@ from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 if TYPE_CHECKING:
-    from sqlite_utils import Database
     from textual.app import ComposeResult
 
+    from grizz_tui.store.db import Database
     from grizz_tui.store.models import SearchHit
 
 RESULTS = 40

@@ -20,13 +20,13 @@ class TypingIndicator(Static):
 
     def __init__(self, *, animate: bool = True, id: str | None = None) -> None:
         super().__init__("", id=id)
-        self.animate = animate
+        self.motion = animate
         self._frame = 0
         self._timer: Timer | None = None
 
     def watch_active(self, active: bool) -> None:
         self.display = active
-        if active and self.animate and self._timer is None:
+        if active and self.motion and self._timer is None:
             self._timer = self.set_interval(0.4, self._tick)
         elif not active and self._timer is not None:
             self._timer.stop()
