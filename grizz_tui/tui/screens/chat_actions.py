@@ -48,9 +48,9 @@ class ChatActions:
     async def on_error_notice_retry_pressed(self: ChatScreen) -> None:  # type: ignore[misc]
         await self.action_regenerate()
 
-    async def retract(
+    async def retract(  # type: ignore[misc]
         self: ChatScreen, message: Message, *, keep_user: bool = False
-    ) -> None:  # type: ignore[misc]
+    ) -> None:
         """Tombstone `message` (unless `keep_user`) and every message after it."""
         from grizz_tui.store.conversations import delete_message
 
@@ -86,9 +86,9 @@ class ChatActions:
         self.action_edit_last()
 
     # -- per-message actions ---------------------------------------------------
-    async def on_message_view_action(
+    async def on_message_view_action(  # type: ignore[misc]
         self: ChatScreen, event: MessageView.Action
-    ) -> None:  # type: ignore[misc]
+    ) -> None:
         view = event.view
         if event.verb == "copy":
             self.copy_text(view.message.content, "message")
@@ -158,9 +158,9 @@ class ChatActions:
         await notices.query(".notice.-memory").remove()
         await notices.mount(MemoryNotice(event.name, event.summary, event.memory_id))
 
-    async def on_memory_notice_undo_pressed(
+    async def on_memory_notice_undo_pressed(  # type: ignore[misc]
         self: ChatScreen, event: MemoryNotice.UndoPressed
-    ) -> None:  # type: ignore[misc]
+    ) -> None:
         await self.undo_memory(event.notice)
 
     async def action_undo_memory(self: ChatScreen) -> None:  # type: ignore[misc]
