@@ -105,7 +105,7 @@ class Connection:
             user=self.principal.user_name,
             device=self.principal.device,
             cursor=await self.store.current_seq(),
-            active_jobs=await self.gateway.queue.active_jobs(self.user_id),
+            active_jobs=await self._active_jobs(),
             limits={
                 "max_frame_bytes": s.max_frame_bytes,
                 "max_message_chars": s.max_message_chars,
@@ -117,6 +117,13 @@ class Connection:
                 "idle_timeout_s": s.idle_timeout_s,
             },
         )
+
+    async def _active_jobs(self) -> list[str]:
+        try:
+            return await self.gateway.queue.active_jobs(self.user_id)
+        except (RedisError, OSError):  # e.g. a pooled connection Redis dropped
+            log.warning("could not list active jobs", extra={"user": self.user_id})
+            return []
 
     async def handle(self, raw: str | bytes) -> None:
         """Answer one incoming frame; every failure becomes an `error` frame."""
@@ -203,7 +210,7 @@ class Connection:
     async def on_event(self, event: dict[str, Any]) -> None:
         """A live event for this user from the hub."""
         kind = event.get("kind")
-        if kind == "job":
+        if kind == "job" and str(event.get("job_id")) not in self.following:
             self.emit_nowait(
                 p.Job(
                     job_id=event["job_id"],

@@ -58,11 +58,31 @@ class Gateway:
         self.connections = 0
 
     async def publish(self, user_id: str, event: dict[str, Any]) -> None:
-        """Send `event` to every device of `user_id`, on every gateway."""
-        await self.redis.publish(keys.user_changes(user_id), json.dumps(event))
+        """Send `event` to every device of `user_id`, on every gateway.
+
+        Best effort, tried twice: after a Redis restart the first command on a
+        pooled connection fails, and a duplicate event is harmless (devices
+        apply changes by id and follow a job once). A device that still misses
+        one catches up with `pull`.
+        """
+        payload = json.dumps(event)
+        for attempt in (1, 2):
+            try:
+                await self.redis.publish(keys.user_changes(user_id), payload)
+                return
+            except (RedisError, OSError) as exc:
+                if attempt == 2:
+                    log.warning(
+                        "could not publish a live event", extra={"error": str(exc)}
+                    )
 
     async def _resync(self, user_id: str) -> None:
+        """After a pub/sub gap: tell the user's devices what they may have missed."""
         cursor = await self.store.for_user(user_id).current_seq()
+        for event in await self.queue.job_events(user_id):  # replies to watch
+            await self.hub.broadcast(
+                user_id, {**event, "cursor": cursor, "changes": []}
+            )
         await self.hub.broadcast(
             user_id, {"kind": "changed", "cursor": cursor, "changes": []}
         )

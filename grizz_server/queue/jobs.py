@@ -220,6 +220,23 @@ class JobQueue:
         found = await pipe.execute()
         return [job_id for job_id, exists in zip(ids, found, strict=True) if exists]
 
+    async def job_events(self, user_id: str) -> list[dict[str, Any]]:
+        """`job` events for a user's unfinished jobs (to re-announce after a gap)."""
+        events = []
+        for job_id in await self.active_jobs(user_id):
+            info = await self.redis.hgetall(keys.job_info(job_id))
+            if info:
+                events.append(
+                    {
+                        "kind": "job",
+                        "job_id": job_id,
+                        "message_id": _text(info.get(b"message", b"")),
+                        "reply_id": _text(info.get(b"reply", b"")),
+                        "conversation_id": _text(info.get(b"conv", b"")),
+                    }
+                )
+        return events
+
     # -- worker side --------------------------------------------------------
 
     async def read(self, count: int, block_ms: int) -> list[Delivery]:

@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 from grizz_server import keys
 from grizz_server.redis_server import RedisProcess, free_port
 from grizz_server.settings import ServerSettings
+from grizz_tui import protocol as p
 from grizz_tui.store.models import Role, Status
 from tests.fakes.openai_server import FakeOpenAI, Text
 from tests.server.conftest import Stack, start_stack, stop_stack
@@ -261,7 +262,14 @@ async def test_redis_restart_mid_reply(
         reply = await device.finished(accepted.job_id, timeout=30)
         assert reply.done is not None and reply.text == REPLY
         await _assert_exactly_once(stack, "alice", {accepted.reply_id: REPLY})
+        # live events flow again: the hub re-subscribed after the restart
+        phone = await stack.device("alice")
+        await phone.wait_for(lambda: phone.frame(p.Welcome))
+        second = await device.say("and after it?")
+        seen = await phone.finished(second.job_id, timeout=30)
+        assert seen.text == REPLY
         await device.close()
+        await phone.close()
     finally:
         await stop_stack(stack)
         redis_proc.stop()
