@@ -105,24 +105,28 @@ async def send(conn: Connection, frame: p.Send) -> None:
     )
     conn.gateway.metrics.inc("grizz_jobs_accepted_total")
     await _accept(conn, frame, job_id, message, status == "exists")
+    await _announce(conn, job_id, message)
+
+
+async def _announce(conn: Connection, job_id: str, message: Message) -> None:
+    """Tell the user's other devices: a new message, and its reply is coming."""
     cursor = await conn.store.current_seq()
+    change = {
+        "seq": cursor,
+        "entity": "messages",
+        "id": message.id,
+        "data": message.to_dict(),
+    }
     await conn.gateway.publish(
         conn.user_id,
         {
             "kind": "job",
             "job_id": job_id,
-            "message_id": message_id,
+            "message_id": message.id,
             "reply_id": reply_id_for(job_id),
-            "conversation_id": conv,
+            "conversation_id": message.conversation_id,
             "cursor": cursor,
-            "changes": [
-                {
-                    "seq": cursor,
-                    "entity": "messages",
-                    "id": message.id,
-                    "data": message.to_dict(),
-                }
-            ],
+            "changes": [change],
         },
     )
 
