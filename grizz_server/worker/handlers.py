@@ -26,7 +26,8 @@ from grizz_server.queue.jobs import Attempt, JobQueue
 from grizz_server.store import ServerStore, UserStore
 from grizz_tui.config import Settings
 from grizz_tui.core.provider import Provider, TextDelta
-from grizz_tui.core.session import ChatSession, ReplyFinished, ToolUsed
+from grizz_tui.core.session import ReplyFinished, ToolUsed
+from grizz_tui.core.setup import make_session
 from grizz_tui.store.models import Message, Status
 
 log = logging.getLogger(__name__)
@@ -67,13 +68,12 @@ async def generate_reply(ctx: WorkerContext, attempt: Attempt) -> Message:
     user_message = await user_store.get_message(attempt.message_id)
     if user_message is None:
         raise LookupError("The message this job answers no longer exists.")
-    session = ChatSession(
-        FencedStore(user_store, ctx.queue, attempt),
-        ctx.provider,
-        tz=attempt.tz or ctx.app.timezone,
-        context_tokens=ctx.app.context_tokens,
-        tools=ctx.app.tools,
+    # make_session sizes the context to the provider (a local model's window
+    # and compact persona) exactly as `grizz ask` does; the day is the user's.
+    session = make_session(
+        ctx.app, FencedStore(user_store, ctx.queue, attempt), ctx.provider
     )
+    session.tz = attempt.tz or ctx.app.timezone
     final: Message | None = None
     events = session.respond(user_message, reply_id=attempt.reply_id)
     async with contextlib.aclosing(events):
