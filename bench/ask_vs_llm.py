@@ -4,7 +4,8 @@ Both run as fresh processes against the same local OpenAI-compatible fake
 endpoint (tests/fakes/openai_server.py, in this process), alternating runs so
 machine noise hits both alike. `llm` lives in its own venv:
 
-    python3 -m venv bench/.work/llm-venv && bench/.work/llm-venv/bin/pip install llm==0.36
+    python3 -m venv bench/.work/llm-venv
+    bench/.work/llm-venv/bin/pip install llm==0.36
     python3 -m venv bench/.work/grizz-venv && bench/.work/grizz-venv/bin/pip install .
     .venv/bin/python bench/ask_vs_llm.py --runs 20
 
@@ -67,8 +68,12 @@ def main() -> None:
     )
     base = {k: v for k, v in os.environ.items() if not k.startswith(("GRIZZ_", "LLM_"))}
     base.update(OPENAI_API_KEY="sk-bench", OPENAI_BASE_URL=fake.base_url)
-    grizz_env = {**base, "GRIZZ_HOME": str(work / "grizz"), "GRIZZ_MODEL": "fake-model",
-                 "GRIZZ_NO_KEYRING": "1"}
+    grizz_env = {
+        **base,
+        "GRIZZ_HOME": str(work / "grizz"),
+        "GRIZZ_MODEL": "fake-model",
+        "GRIZZ_NO_KEYRING": "1",
+    }
     llm_env = {**base, "LLM_USER_PATH": str(work / "llm")}
     grizz_cmd = [args.grizz, "ask", "how are you?"]
     llm_cmd = [args.llm, "-m", "fake", "how are you?"]
@@ -79,7 +84,9 @@ def main() -> None:
         grizz_times.append(timed(grizz_cmd, grizz_env))
         llm_times.append(timed(llm_cmd, llm_env))
     fake.stop()
-    print(f"{args.runs} alternating runs each, reply {len(REPLY)} chars in 8-char chunks")
+    print(
+        f"{args.runs} alternating runs each, reply {len(REPLY)} chars in 8-char chunks"
+    )
     print(summary("grizz", grizz_times))
     print(summary("llm", llm_times))
     ratio = statistics.median(grizz_times) / statistics.median(llm_times)

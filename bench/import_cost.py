@@ -33,7 +33,10 @@ PROBE = (
 
 def importtime(python: str, code: str, env: dict[str, str]) -> dict[str, int]:
     done = subprocess.run(
-        [python, "-X", "importtime", "-c", code], env=env, capture_output=True, text=True
+        [python, "-X", "importtime", "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
     )
     packages: dict[str, int] = defaultdict(int)
     for match in LINE.finditer(done.stderr):
@@ -53,7 +56,9 @@ def wall(python: str, code: str, runs: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--python", default=str(ROOT / "bench/.work/grizz-venv/bin/python"))
+    parser.add_argument(
+        "--python", default=str(ROOT / "bench/.work/grizz-venv/bin/python")
+    )
     parser.add_argument("--sdk-python", default=str(ROOT / ".venv/bin/python"))
     parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args()
@@ -69,8 +74,10 @@ def main() -> None:
     importtime(args.python, PROBE, env)  # first run creates the database
     runs = [importtime(args.python, PROBE, env) for _ in range(args.runs)]
     totals = sorted(sum(r.values()) for r in runs)
-    print(f"`grizz ask` import path: median {statistics.median(totals) / 1000:.0f} ms "
-          f"of imports ({args.runs} runs); self time by top-level package:")
+    print(
+        f"`grizz ask` import path: median {statistics.median(totals) / 1000:.0f} ms "
+        f"of imports ({args.runs} runs); self time by top-level package:"
+    )
     names = {n for r in runs for n in r}
     median = {n: statistics.median(r.get(n, 0) for r in runs) for n in names}
     for name, us in sorted(median.items(), key=lambda kv: -kv[1])[:12]:
@@ -80,8 +87,13 @@ def main() -> None:
             t = wall(args.sdk_python, f"import {module}", args.runs)
         except subprocess.CalledProcessError:
             continue
-        print(f"  python -c 'import {module}': {t * 1000:6.0f} ms (process wall, median)")
-    print(f"  python -c 'pass':            {wall(args.sdk_python, 'pass', args.runs) * 1000:6.0f} ms")
+        print(
+            f"  python -c 'import {module}': {t * 1000:6.0f} ms (process wall, median)"
+        )
+    print(
+        f"  python -c 'pass':            "
+        f"{wall(args.sdk_python, 'pass', args.runs) * 1000:6.0f} ms"
+    )
 
 
 if __name__ == "__main__":

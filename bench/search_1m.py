@@ -31,7 +31,7 @@ REAL = (
     "honey salmon river forest hike exam sister mom dad coffee tea rain sunny work "
     "meeting project deadline anxious happy tired sleep dream bear cave winter "
     "spring garden kayak lake pizza birthday party movie book guitar"
-).split()
+).split()  # noqa: SIM905 - a sentence of words reads better than a list
 
 
 def build(path: Path, messages: int, per_day: int = 1000) -> None:
@@ -70,11 +70,12 @@ def build(path: Path, messages: int, per_day: int = 1000) -> None:
             )
         if d % 100 == 99:
             print(
-                f"  {(d + 1) * per_day:,} messages, {time.perf_counter() - start:.0f} s",
+                f"  {(d + 1) * per_day:,} messages, "
+                f"{time.perf_counter() - start:.0f} s",
                 flush=True,
             )
     with writing(db):
-        for i in range(2000):
+        for _ in range(2000):
             words = " ".join(rng.choices(vocab, weights, k=12))
             db.execute(
                 "INSERT INTO memory (id, content, created_at, updated_at)"
