@@ -27,11 +27,43 @@ from grizz_tui.store.db import open_database, writing  # noqa: E402
 from grizz_tui.store.search import search  # noqa: E402
 
 WORDS = [f"w{i}" for i in range(20_000)]
-REAL = (
-    "honey salmon river forest hike exam sister mom dad coffee tea rain sunny work "
-    "meeting project deadline anxious happy tired sleep dream bear cave winter "
-    "spring garden kayak lake pizza birthday party movie book guitar"
-).split()  # noqa: SIM905 - a sentence of words reads better than a list
+REAL = [
+    "honey",
+    "salmon",
+    "river",
+    "forest",
+    "hike",
+    "exam",
+    "sister",
+    "mom",
+    "dad",
+    "coffee",
+    "tea",
+    "rain",
+    "sunny",
+    "work",
+    "meeting",
+    "project",
+    "deadline",
+    "anxious",
+    "happy",
+    "tired",
+    "sleep",
+    "dream",
+    "bear",
+    "cave",
+    "winter",
+    "spring",
+    "garden",
+    "kayak",
+    "lake",
+    "pizza",
+    "birthday",
+    "party",
+    "movie",
+    "book",
+    "guitar",
+]
 
 
 def build(path: Path, messages: int, per_day: int = 1000) -> None:
