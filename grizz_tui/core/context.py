@@ -101,10 +101,7 @@ def build_context(req: ContextRequest) -> Context:
     room = max(0, req.budget - fixed)
 
     memory_lines, memory_cost = _take(
-        [
-            _memory_line(m)
-            for m in req.memories
-        ],
+        [_memory_line(m) for m in req.memories],
         int(room * MEMORY_SHARE),
     )
     recap_lines, recap_cost = _take(
