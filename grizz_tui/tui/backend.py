@@ -12,6 +12,7 @@ cost, checked by tests/tui/test_startup.py).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -122,6 +123,51 @@ class Backend:
             self._provider = provider
             self._session = make_session(self.settings, self.store, provider)
         return self._session
+
+    def uses_local_model(self) -> bool:
+        """True when `make_provider` picks the built-in local model: chosen
+        explicitly, or the fresh-install fallback (see `core.setup`).
+
+        Imports the core's setup module: call it after the first paint.
+        """
+        if self.settings.provider == "local":
+            return True
+        from grizz_tui import secrets
+        from grizz_tui.core import setup
+
+        if not setup.needs_key(self.settings.base_url):
+            return False
+        try:
+            if secrets.get_key(self.settings.api_key_name) is not None:
+                return False
+        except GrizzError:
+            return False
+        return setup.local_fallback(self.settings)
+
+    def model_pending(self) -> bool:
+        """True when the provider has a model still to load (the local one).
+
+        Builds the session (and provider) if needed.
+
+        Raises:
+            ConfigError: no key for a provider that needs one.
+        """
+        self.session()
+        provider = self._provider
+        return hasattr(provider, "load") and getattr(provider, "info", 1) is None
+
+    async def load_model(self, progress: Callable[[str, float | None], None]) -> None:
+        """Load the local provider's model in its worker thread (no-op otherwise).
+
+        `progress(text, fraction)` is called from that thread.
+
+        Raises:
+            ConfigError: the `local` extra or its model is not installed.
+            ProviderError: corrupt model file, not enough memory.
+        """
+        load = getattr(self._provider, "load", None) if self.model_pending() else None
+        if load is not None:
+            await load(progress)
 
     @staticmethod
     def import_core() -> None:

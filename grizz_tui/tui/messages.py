@@ -29,3 +29,15 @@ class ReplyEnded(Message):
         super().__init__()
         self.message = message
         self.error = error
+
+
+class ModelLoading(Message):
+    """The local model's load progressed (posted from its worker thread).
+
+    `text` is what the typing indicator shows ("Loading the local model… 40%");
+    '' when the load is over (loaded or failed).
+    """
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text

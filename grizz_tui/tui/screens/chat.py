@@ -154,12 +154,15 @@ class ChatScreen(ChatReplies, ChatActions, Screen[None]):
 
     @work(group="startup", exit_on_error=False)
     async def warm_up(self) -> None:
-        """Import the core ahead of the first send; open setup if needed."""
+        """Import the core ahead of the first send; open setup if needed, or
+        start loading the local model when it is the provider."""
         backend = self.grizz.backend
         await asyncio.sleep(WARM_UP_DELAY)
         await asyncio.to_thread(backend.import_core)
         if backend.needs_setup():
             self.grizz.open_setup(first_run=True)
+        elif backend.uses_local_model():
+            self.preload_model()
 
     async def load_day(self, day: str, *, focus_id: str | None = None) -> None:
         """Show `day`'s conversation (only that day is read)."""

@@ -5,11 +5,19 @@ exclusive worker; its events are turned into messages on screen. Cancelling
 the worker (Esc) makes the session store the partial reply as `interrupted`;
 a provider error becomes an in-chat notice with Retry.
 
+With the built-in local model, the model is loaded first (or was preloaded
+after start-up): its worker thread reports progress as `ModelLoading`
+messages, which the typing indicator shows ("Loading the local model… 40%").
+A failed load (extra missing, corrupt file, not enough memory) keeps the
+user's message and shows the reason as the usual error notice.
+
 Must not import: httpx, the store or the core at module level.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -17,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from textual import work
 
 from grizz_tui.errors import ConfigError, GrizzError
-from grizz_tui.tui.messages import ReplyEnded
+from grizz_tui.tui.messages import ModelLoading, ReplyEnded
 
 if TYPE_CHECKING:
     from grizz_tui.store.models import Attachment, Message
@@ -47,17 +55,55 @@ class ChatReplies:
         """Stream one reply into the conversation."""
         try:
             session = self.grizz.backend.session()
-        except ConfigError as exc:
+            await self.load_model()
+        except GrizzError as exc:
             if job.user_message is None:
                 await self._store_unsent(job)
             await self.show_error(str(exc))
-            self.grizz.open_setup(first_run=False)
+            if isinstance(exc, ConfigError):
+                self.grizz.open_setup(first_run=False)
             return
         if job.user_message is not None:
             events = session.respond(job.user_message)
         else:
             events = session.send(job.text, attachments=job.attachments)
         await self._consume(events, job)
+
+    @work(group="model", exit_on_error=False)
+    async def preload_model(self: ChatScreen) -> None:  # type: ignore[misc]
+        """Load the local model in the background once the day is on screen."""
+        try:
+            await self.load_model()
+        except GrizzError as exc:
+            await self.show_error(str(exc), retry=False)
+
+    async def load_model(self: ChatScreen) -> None:  # type: ignore[misc]
+        """Load the local model (if it is the provider), showing its progress.
+
+        Raises:
+            GrizzError: the model cannot be loaded (the reason is user-facing).
+        """
+        backend = self.grizz.backend
+        if not backend.model_pending():
+            return
+
+        def progress(text: str, fraction: float | None) -> None:  # a worker thread
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                self.post_message(ModelLoading(loading_text(text, fraction)))
+
+        async def load() -> None:
+            try:
+                await backend.load_model(progress)
+            finally:
+                # Queued after every progress message, so it is handled last.
+                self.post_message(ModelLoading(""))
+
+        self.post_message(ModelLoading(loading_text("Loading the local model", None)))
+        # Shielded: stopping the reply (Esc) does not throw away a half-done load.
+        await asyncio.shield(load())
+
+    def on_model_loading(self: ChatScreen, message: ModelLoading) -> None:  # type: ignore[misc]
+        self.typing.model_note = message.text
 
     async def _store_unsent(self: ChatScreen, job: ReplyJob) -> None:  # type: ignore[misc]
         """Keep a message that could not be sent (no provider yet): never lose it."""
@@ -152,3 +198,10 @@ class ChatReplies:
         await notices.query(".notice.-error").remove()
         await notices.mount(ErrorNotice(reason, retry=retry))
         self.app.bell()
+
+
+def loading_text(text: str, fraction: float | None) -> str:
+    """'Loading the local model… 40%' (no percentage when it is unknown)."""
+    if fraction is None:
+        return f"{text}…"
+    return f"{text}… {round(min(max(fraction, 0.0), 1.0) * 100)}%"
