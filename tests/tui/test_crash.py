@@ -13,7 +13,7 @@ from pathlib import Path
 from grizz_tui.store import conversations as conv
 from grizz_tui.store.db import open_database
 from tests.fakes.openai_server import Text
-from tests.tui.helpers import screen_text, shown, wait_ready
+from tests.tui.helpers import screen_text, shown, wait_ready, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -68,5 +68,12 @@ async def test_kill_mid_stream_then_restart_shows_partial_interrupted(
         assert user == ("user", "complete", "tell me a story")
         assert reply[1] == "interrupted"
         assert reply[2].startswith(partial)
-        assert "interrupted" in screen_text(app)
-        assert any("marked interrupted" in n.message for n in app._notifications)
+        # the mark is drawn on the next refresh after the day mounts
+        await wait_until(
+            pilot, lambda: "interrupted" in screen_text(app), what="mark on screen"
+        )
+        await wait_until(
+            pilot,
+            lambda: any("marked interrupted" in n.message for n in app._notifications),
+            what="recovery notice",
+        )
