@@ -85,6 +85,16 @@ def shown(app: GrizzApp) -> list[tuple[str, str, str]]:
     ]
 
 
+async def wait_shown(pilot: Pilot, text: str, timeout: float = 10.0) -> None:
+    """Wait until `text` is on screen: a mount or an update is drawn on the
+    next refresh, so reading the screen right after an action can be stale."""
+    app = pilot.app
+    assert isinstance(app, GrizzApp)
+    await wait_until(
+        pilot, lambda: text in screen_text(app), timeout=timeout, what=repr(text)
+    )
+
+
 def screen_text(app: GrizzApp) -> str:
     """The current screen as plain text (for asserting on what a user sees)."""
     strips = app.screen._compositor.render_strips()

@@ -12,6 +12,7 @@ from tests.tui.helpers import (
     type_and_send,
     wait_ready,
     wait_reply_done,
+    wait_shown,
     wait_until,
 )
 
@@ -37,7 +38,7 @@ class TestOpening:
         app = app_factory()
         async with app.run_test(size=(100, 30)) as pilot:
             await wait_ready(pilot)
-            assert "I'm Grizz" in screen_text(app)
+            await wait_shown(pilot, "I'm Grizz")
 
     async def test_footer_shows_provider_and_newline_hint(
         self, app_factory, provider_env
@@ -67,7 +68,7 @@ class TestSending:
             stored = live_messages(app, today)
             assert [m.content for m in stored] == ["hi grizz", MARKDOWN]
             assert app.chat.composer.text == ""
-            assert "↑10 ↓5 tokens" in screen_text(app)
+            await wait_shown(pilot, "↑10 ↓5 tokens")
         assert provider_env.requests[0]["messages"][-1]["content"] == "hi grizz"
 
     async def test_newline_key_inserts_a_line_break(self, app_factory, provider_env):
@@ -85,7 +86,7 @@ class TestSending:
             await wait_ready(pilot)
             await pilot.press("a", "shift+enter", "b")
             assert app.chat.composer.text == "a\nb"
-            assert "shift+enter newline" in screen_text(app)
+            await wait_shown(pilot, "shift+enter newline")
 
     async def test_empty_message_is_not_sent(self, app_factory, provider_env):
         app = app_factory()

@@ -8,11 +8,11 @@ from grizz_tui.tui.widgets.notices import ErrorNotice
 from tests.fakes.openai_server import HttpError, Text
 from tests.tui.helpers import (
     live_messages,
-    screen_text,
     shown,
     type_and_send,
     wait_ready,
     wait_reply_done,
+    wait_shown,
     wait_until,
 )
 
@@ -34,7 +34,7 @@ class TestCancel:
             partial = stored[1].content
             assert 50 <= len(partial) < len("word " * 400)
             assert shown(app)[1] == ("assistant", "interrupted", partial)
-            assert "interrupted" in screen_text(app)
+            await wait_shown(pilot, "interrupted")
             assert not app.chat.typing.display
 
 
@@ -50,7 +50,7 @@ class TestProviderError:
             await wait_reply_done(pilot)
             notice = app.chat.query_one(ErrorNotice)
             assert "HTTP 400" in notice.reason
-            assert "overloaded with feelings" in screen_text(app)
+            await wait_shown(pilot, "overloaded with feelings")
             stored = live_messages(app, today)
             assert stored[0].content == "are you there?"
             assert str(stored[1].status) == "error"
@@ -116,7 +116,7 @@ class TestRegenerateAndEdit:
             await wait_reply_done(pilot)
             await pilot.press("up")  # empty composer: edit the last message
             assert app.chat.composer.text == "helo"
-            assert "Editing your last message" in screen_text(app)
+            await wait_shown(pilot, "Editing your last message")
             app.chat.composer.load_text("hello")
             await type_and_send(pilot, "")
             await wait_until(pilot, lambda: len(provider_env.requests) == 2)

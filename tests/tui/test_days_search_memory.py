@@ -14,6 +14,7 @@ from tests.tui.helpers import (
     type_and_send,
     wait_ready,
     wait_reply_done,
+    wait_shown,
     wait_until,
 )
 
@@ -43,7 +44,7 @@ class TestDays:
             await wait_until(pilot, lambda: app.chat.day == "2025-03-03")
             await pilot.pause()
             assert [s[2] for s in shown(app)] == ["march thoughts", "march reply"]
-            assert "Monday 03 March 2025" in screen_text(app)
+            await wait_shown(pilot, "Monday 03 March 2025")
 
     async def test_sending_from_an_earlier_day_writes_to_today(
         self, app_factory, provider_env, seed, today
@@ -75,15 +76,15 @@ class TestSearch:
             await wait_until(pilot, lambda: isinstance(app.screen, SearchScreen))
             await pilot.press(*"heron")
             await pilot.pause()
-            assert "1 found" in screen_text(app)
-            assert "2025-03-03" in screen_text(app)
+            await wait_shown(pilot, "1 found")
+            await wait_shown(pilot, "2025-03-03")
             await pilot.press("enter")
             await wait_until(pilot, lambda: app.chat.day == "2025-03-03")
             await pilot.pause()
             view = app.chat.conversation.view_of(target.id)
             assert view is not None and view.has_class("-found")
             assert app.focused is view
-            assert "the blue heron came back" in screen_text(app)
+            await wait_shown(pilot, "the blue heron came back")
 
     async def test_memory_notes_are_found_too(self, app_factory, provider_env, db):
         memory.add_memory(db, "Loves herons and early walks", title="birds")
@@ -94,7 +95,7 @@ class TestSearch:
             await wait_until(pilot, lambda: isinstance(app.screen, SearchScreen))
             await pilot.press(*"herons")
             await pilot.pause()
-            assert "Note" in screen_text(app)
+            await wait_shown(pilot, "Note")
             await pilot.press("enter")
             await wait_until(pilot, lambda: isinstance(app.screen, MemoryScreen))
 
@@ -106,7 +107,7 @@ class TestSearch:
             await wait_until(pilot, lambda: isinstance(app.screen, SearchScreen))
             await pilot.press(*"zebra")
             await pilot.pause()
-            assert "Nothing found." in screen_text(app)
+            await wait_shown(pilot, "Nothing found.")
             await pilot.press("escape")
             assert app.screen is app.chat
 
@@ -120,7 +121,7 @@ class TestMemoryScreen:
             await pilot.press("ctrl+n")
             await wait_until(pilot, lambda: isinstance(app.screen, MemoryScreen))
             await pilot.pause()
-            assert "Has a cat called Miso" in screen_text(app)
+            await wait_shown(pilot, "Has a cat called Miso")
 
             await pilot.press("a")
             await wait_until(pilot, lambda: isinstance(app.screen, NoteEditor))
@@ -191,7 +192,7 @@ class TestMemoryNotice:
             await type_and_send(pilot, "my birthday is 3 March")
             await wait_reply_done(pilot)
             notice = app.chat.query_one(MemoryNotice)
-            assert "Remembered: Birthday is 3 March" in screen_text(app)
+            await wait_shown(pilot, "Remembered: Birthday is 3 March")
             assert [m.content for m in memory.list_memory(db)] == [
                 "Birthday is 3 March"
             ]
@@ -213,7 +214,7 @@ class TestMemoryNotice:
             await wait_ready(pilot)
             await type_and_send(pilot, "forget where I work")
             await wait_reply_done(pilot)
-            assert "Forgot: Works at the bakery" in screen_text(app)
+            await wait_shown(pilot, "Forgot: Works at the bakery")
             assert memory.list_memory(db) == []
             await pilot.press("f8")
             await pilot.pause()

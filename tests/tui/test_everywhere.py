@@ -18,6 +18,7 @@ from tests.tui.helpers import (
     type_and_send,
     wait_ready,
     wait_reply_done,
+    wait_shown,
     wait_until,
 )
 
@@ -155,11 +156,11 @@ class TestAttach:
             await pilot.press("enter")
             await wait_until(pilot, lambda: app.chat.pending, what="attachment")
             await pilot.pause()
-            assert "📎 dot.png" in screen_text(app)
+            await wait_shown(pilot, "📎 dot.png")
             await type_and_send(pilot, "look at this")
             await wait_reply_done(pilot)
             assert shown(app)[-1][2] == "What a tiny dot!"
-            assert "📎 dot.png" in screen_text(app)
+            await wait_shown(pilot, "📎 dot.png")
             content = provider_env.requests[0]["messages"][-1]["content"]
             urls = [
                 part["image_url"]["url"]

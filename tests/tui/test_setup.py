@@ -15,6 +15,7 @@ from tests.tui.helpers import (
     type_and_send,
     wait_ready,
     wait_reply_done,
+    wait_shown,
     wait_until,
 )
 
@@ -41,7 +42,7 @@ class TestFirstRun:
         app = app_factory()
         async with app.run_test(size=(100, 40)) as pilot:
             await open_setup(pilot)
-            assert "where my thoughts come from" in screen_text(app)
+            await wait_shown(pilot, "where my thoughts come from")
 
     async def test_compatible_server_test_and_save_then_chat(
         self, app_factory, no_provider, fake_openai, today
