@@ -43,13 +43,21 @@ class Server:
     """Redis + fake provider + gateway + N workers, torn down on exit."""
 
     def __init__(
-        self, *, workers: int, text: str, chunk: int, db_url: str = "", **settings: Any
+        self,
+        *,
+        workers: int,
+        text: str,
+        chunk: int,
+        db_url: str = "",
+        delay_ms: float = 0.0,
+        **settings: Any,
     ) -> None:
         self.home = Path(tempfile.mkdtemp(prefix="grizz-bench-"))
         self.db_url = db_url or f"sqlite:///{self.home / 'server.db'}"
         self.workers = workers
         self.text = text
         self.chunk = chunk
+        self.delay_ms = delay_ms
         self.overrides = settings
         self.procs: list[subprocess.Popen[bytes]] = []
         self.redis: RedisProcess | None = None
@@ -87,6 +95,8 @@ class Server:
                 self.text,
                 "--chunk",
                 str(self.chunk),
+                "--delay-ms",
+                str(self.delay_ms),
             ],
             cwd=ROOT,
             stdout=subprocess.PIPE,

@@ -1,14 +1,21 @@
 """First-token latency added by the server path, vs calling the fake provider directly.
 
-For each concurrency N (default 1, 50, 200): N devices (N users, one
-authenticated WebSocket each) send a message at the same moment and time
-send → first `chunk` frame; in the same run, alternating round by round, N
-direct `OpenAICompatProvider.stream()` calls to the same fake endpoint time
-request → first text delta. "Added" is server minus direct at the same
-percentile. Real processes: redis-server, the fake provider, one gateway,
-2 workers (SQLite store).
+Two ways to put N streams in flight (default N = 1, 50, 200), each run
+alternating round by round with the direct path to the same fake endpoint
+(`OpenAICompatProvider.stream()`, request → first text delta). "Added" is
+server minus direct at the same percentile. Real processes: redis-server,
+the fake provider, one gateway, 2 workers (SQLite store).
 
-    .venv/bin/python bench/server_latency.py [--levels 1,50,200] [--rounds 5]
+- `--mode steady` (N concurrent streams): N devices (N users, one
+  authenticated WebSocket each) each send, read the whole streamed reply
+  (`--reply-ms` long), and send again at once, for `--seconds`; every send's
+  send → first `chunk` frame counts. So N replies are streaming at any moment
+  and each new message arrives while the others stream. The direct side runs
+  N such loops of provider calls.
+- `--mode burst`: the N devices send at the same instant, once per round, so
+  the figure includes queueing behind the N-1 others on 2 shared cores.
+
+    .venv/bin/python bench/server_latency.py [--mode steady|burst] [--levels 1,50,200]
 """
 
 from __future__ import annotations
@@ -39,28 +46,68 @@ async def direct_round(provider: OpenAICompatProvider, n: int) -> list[float]:
 
 
 async def server_round(devices: list, n: int) -> list[float]:
-    async def one(ws) -> float:
-        message_id = str(uuid.uuid4())
-        start = time.perf_counter()
-        await ws.send(p.dump_frame(p.Send(text="hi", message_id=message_id)))
-        first = None
-        job = None
-        while True:
-            frame = p.parse_frame(await ws.recv())
-            if isinstance(frame, p.Accepted):
-                job = frame.job_id
-            elif isinstance(frame, p.Chunk) and frame.job_id == job and first is None:
-                first = time.perf_counter() - start
-            elif isinstance(frame, p.Done) and frame.job_id == job:
-                return first if first is not None else float("nan")
-            elif isinstance(frame, p.Error):
-                raise RuntimeError(frame.message)
+    return list(await asyncio.gather(*(_one_server(ws) for ws in devices[:n])))
 
-    return list(await asyncio.gather(*(one(ws) for ws in devices[:n])))
+
+async def direct_steady(
+    provider: OpenAICompatProvider, n: int, seconds: float
+) -> list[float]:
+    deadline = time.perf_counter() + seconds
+
+    async def loop() -> list[float]:
+        firsts = []
+        while time.perf_counter() < deadline:
+            start = time.perf_counter()
+            first = None
+            async for event in provider.stream([{"role": "user", "content": "hi"}]):
+                if isinstance(event, TextDelta) and first is None:
+                    first = time.perf_counter() - start
+            if first is not None:
+                firsts.append(first)
+        return firsts
+
+    return [x for xs in await asyncio.gather(*(loop() for _ in range(n))) for x in xs]
+
+
+async def server_steady(devices: list, n: int, seconds: float) -> list[float]:
+    deadline = time.perf_counter() + seconds
+
+    async def loop(ws) -> list[float]:
+        firsts = []
+        while time.perf_counter() < deadline:
+            firsts.append(await _one_server(ws))
+        return firsts
+
+    return [
+        x for xs in await asyncio.gather(*(loop(ws) for ws in devices[:n])) for x in xs
+    ]
+
+
+async def _one_server(ws) -> float:
+    message_id = str(uuid.uuid4())
+    start = time.perf_counter()
+    await ws.send(p.dump_frame(p.Send(text="hi", message_id=message_id)))
+    first = None
+    job = None
+    while True:
+        frame = p.parse_frame(await ws.recv())
+        if isinstance(frame, p.Accepted):
+            job = frame.job_id
+        elif isinstance(frame, p.Chunk) and frame.job_id == job and first is None:
+            first = time.perf_counter() - start
+        elif isinstance(frame, p.Done) and frame.job_id == job:
+            return first if first is not None else float("nan")
+        elif isinstance(frame, p.Error):
+            raise RuntimeError(frame.message)
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--mode", choices=("steady", "burst"), default="steady")
+    parser.add_argument("--seconds", type=float, default=6.0, help="steady: per round")
+    parser.add_argument(
+        "--reply-ms", type=float, default=1000.0, help="steady: length of each reply"
+    )
     parser.add_argument("--levels", default="1,50,200")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--workers", type=int, default=2)
@@ -71,11 +118,14 @@ async def main() -> None:
     )
     args = parser.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
+    text = "Hello there, friend! " * 3
+    chunk = 8
     server = await Server(
         workers=args.workers,
         db_url=args.db_url,
-        text="Hello there, friend! " * 3,
-        chunk=8,
+        text=text,
+        chunk=chunk,
+        delay_ms=args.reply_ms / (len(text) / chunk) if args.mode == "steady" else 0,
         worker_concurrency=256,
         max_active_per_user=10,
         rate_burst=100_000,
@@ -83,7 +133,11 @@ async def main() -> None:
         max_queue_depth=100_000,
     ).start(users=max(levels))
     provider = OpenAICompatProvider(
-        base_url=server.fake_url, model="fake-model", api_key="sk-bench", max_retries=0
+        base_url=server.fake_url,
+        model="fake-model",
+        api_key="sk-bench",
+        max_retries=0,
+        max_connections=max(levels),
     )
     devices = []
     try:
@@ -103,9 +157,13 @@ async def main() -> None:
             direct: list[float] = []
             via: list[float] = []
             for _ in range(args.rounds):
-                direct += await direct_round(provider, n)
-                via += await server_round(devices, n)
-            row = {"n": n, "samples": len(via)}
+                if args.mode == "steady":
+                    direct += await direct_steady(provider, n, args.seconds)
+                    via += await server_steady(devices, n, args.seconds)
+                else:
+                    direct += await direct_round(provider, n)
+                    via += await server_round(devices, n)
+            row = {"mode": args.mode, "n": n, "samples": len(via)}
             for q in (50, 99):
                 d, s = percentile(direct, q) * 1000, percentile(via, q) * 1000
                 row |= {

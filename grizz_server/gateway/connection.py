@@ -171,8 +171,10 @@ class Connection:
 
     # -- jobs -----------------------------------------------------------------
 
-    def follow(self, job_id: str, after: str = "0") -> None:
-        """Stream job `job_id`'s output to this device from after entry `after`."""
+    def follow(self, job_id: str, after: str = "0", *, fresh: bool = False) -> None:
+        """Stream job `job_id`'s output to this device from after entry `after`.
+
+        `fresh`: the job is being queued now (see `JobStreams.follow`)."""
         if job_id in self.following:
             return
         streams = self.gateway.streams
@@ -200,7 +202,9 @@ class Connection:
                 )
             )
 
-        self.following[job_id] = streams.follow(job_id, after, deliver, gone)
+        self.following[job_id] = streams.follow(
+            job_id, after, deliver, gone, fresh=fresh
+        )
 
     def unfollow(self, job_id: str) -> None:
         follower = self.following.pop(job_id, None)

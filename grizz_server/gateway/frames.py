@@ -95,40 +95,47 @@ async def send(conn: Connection, frame: p.Send) -> None:
     except (StoreError, UsageError) as exc:
         await queue.release_reservation(conn.user_id, job_id)
         raise ProtocolError(str(exc), code=p.CONFLICT) from None
-    status, _ = await queue.enqueue(
-        job_id=job_id,
-        user_id=conn.user_id,
-        message_id=message_id,
-        reply_id=reply_id_for(job_id),
-        conversation_id=conv,
-        tz=frame.tz,
-    )
+    reply_id = reply_id_for(job_id)
+    # follow before queueing: the ENQUEUE script wakes this gateway's stream
+    # reader, which must already know the job, and publishes the `job` event
+    conn.follow(job_id, "0", fresh=True)
+    try:
+        status, _ = await queue.enqueue(
+            job_id=job_id,
+            user_id=conn.user_id,
+            message_id=message_id,
+            reply_id=reply_id,
+            conversation_id=conv,
+            tz=frame.tz,
+            wake_key=conn.gateway.streams.wake_key,
+            event=await _job_event(conn, job_id, message),
+        )
+    except BaseException:
+        conn.unfollow(job_id)
+        raise
     conn.gateway.metrics.inc("grizz_jobs_accepted_total")
     await _accept(conn, frame, job_id, message, status == "exists")
-    await _announce(conn, job_id, message)
 
 
-async def _announce(conn: Connection, job_id: str, message: Message) -> None:
-    """Tell the user's other devices: a new message, and its reply is coming."""
+async def _job_event(conn: Connection, job_id: str, message: Message) -> dict[str, Any]:
+    """The event telling the user's devices: a new message, and its reply is coming."""
     cursor = await conn.store.current_seq()
-    change = {
-        "seq": cursor,
-        "entity": "messages",
-        "id": message.id,
-        "data": message.to_dict(),
+    return {
+        "kind": "job",
+        "job_id": job_id,
+        "message_id": message.id,
+        "reply_id": reply_id_for(job_id),
+        "conversation_id": message.conversation_id,
+        "cursor": cursor,
+        "changes": [
+            {
+                "seq": cursor,
+                "entity": "messages",
+                "id": message.id,
+                "data": message.to_dict(),
+            }
+        ],
     }
-    await conn.gateway.publish(
-        conn.user_id,
-        {
-            "kind": "job",
-            "job_id": job_id,
-            "message_id": message.id,
-            "reply_id": reply_id_for(job_id),
-            "conversation_id": message.conversation_id,
-            "cursor": cursor,
-            "changes": [change],
-        },
-    )
 
 
 def _refuse(status: str, retry_after_ms: int) -> None:

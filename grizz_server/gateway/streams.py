@@ -95,10 +95,25 @@ class JobStreams:
         with contextlib.suppress(RedisError, OSError):
             await self.redis.delete(self.wake_key)
 
-    def follow(self, job_id: str, after: str, deliver: Deliver, gone: Gone) -> Follower:
-        """Deliver job `job_id`'s entries after `after`, catching up first."""
-        follower = Follower(deliver, gone, after)
+    def follow(
+        self,
+        job_id: str,
+        after: str,
+        deliver: Deliver,
+        gone: Gone,
+        *,
+        fresh: bool = False,
+    ) -> Follower:
+        """Deliver job `job_id`'s entries after `after`, catching up first.
+
+        `fresh`: the job is being queued right now, so its stream is empty and
+        the follower joins the shared reader at once; the caller wakes the
+        reader (the ENQUEUE script XADDs to `wake_key`).
+        """
+        follower = Follower(deliver, gone, after, live=fresh)
         self.jobs.setdefault(job_id, _Job()).followers.add(follower)
+        if fresh:
+            return follower
         task = asyncio.create_task(self._catch_up(job_id, follower))
         self._catching_up.add(task)
         task.add_done_callback(self._catching_up.discard)

@@ -17,12 +17,13 @@ import random
 import secrets
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 
 from grizz_server import keys
 from grizz_server.queue import scripts
@@ -55,6 +56,10 @@ def job_id_for(user_id: str, message_id: str) -> str:
 def reply_id_for(job_id: str) -> str:
     """The reply row's id: every attempt of a job writes the same row."""
     return str(uuid.uuid5(NS_REPLY, job_id))
+
+
+Entry = tuple[str, str, str]
+"""One output-stream entry a worker writes: (kind, text, extra)."""
 
 
 class JobState(StrEnum):
@@ -180,8 +185,15 @@ class JobQueue:
         reply_id: str,
         conversation_id: str,
         tz: str,
+        wake_key: str,
+        event: dict[str, Any] | None = None,
     ) -> tuple[str, str]:
-        """Queue a job, idempotent by id: ("queued", entry) or ("exists", state)."""
+        """Queue a job, idempotent by id: ("queued", entry) or ("exists", state).
+
+        In the same script, when the job is new: `wake_key` (the calling
+        gateway's job-stream reader) is woken so it follows the job's output
+        at once, and `event` is published to the user's devices.
+        """
         status, detail = await self._run(
             "ENQUEUE",
             [
@@ -189,6 +201,8 @@ class JobQueue:
                 keys.job_info(job_id),
                 keys.INFLIGHT,
                 keys.user_active(user_id),
+                keys.user_changes(user_id),
+                wake_key,
             ],
             [
                 job_id,
@@ -198,6 +212,7 @@ class JobQueue:
                 conversation_id,
                 tz,
                 self.settings.jobs_maxlen,
+                json.dumps(event) if event else "",
             ],
         )
         return _text(status), _text(detail)
@@ -267,34 +282,94 @@ class JobQueue:
 
     async def begin(self, delivery: Delivery) -> Attempt | str:
         """Start an attempt: an `Attempt`, or why not (gone, stale, leased, dead)."""
+        return (await self.begin_many([delivery]))[0]
+
+    async def begin_many(self, deliveries: Sequence[Delivery]) -> list[Attempt | str]:
+        """`begin` for a batch read in one go, in one pipelined round trip.
+
+        Each item is an `Attempt` or why not. A script error on one job
+        leaves that one out ("error"): its entry stays pending for reclaim.
+        """
         s = self.settings
-        token = secrets.token_hex(16)
+        tokens = [secrets.token_hex(16) for _ in deliveries]
         started = time.monotonic()
-        reply = await self._run(
+        replies = await self._run_many(
             "BEGIN",
-            self._job_keys(delivery),
             [
-                keys.GROUP,
-                delivery.entry,
-                token,
-                s.lease_ms,
-                self.consumer,
-                s.max_attempts,
-                s.max_deliveries,
-                s.out_ttl_s,
-                INFO_TTL_S,
-                s.dlq_maxlen,
-                delivery.job_id,
+                (
+                    self._job_keys(d),
+                    [
+                        keys.GROUP,
+                        d.entry,
+                        token,
+                        s.lease_ms,
+                        self.consumer,
+                        s.max_attempts,
+                        s.max_deliveries,
+                        s.out_ttl_s,
+                        INFO_TTL_S,
+                        s.dlq_maxlen,
+                        d.job_id,
+                    ],
+                )
+                for d, token in zip(deliveries, tokens, strict=True)
             ],
         )
-        status = _text(reply[0])
-        if status != "run":
-            return status
-        self._renewed[token] = started
-        attempt, _user, message, reply_id, conv, tz = (
-            _text(v or b"") for v in reply[1:7]
-        )
-        return Attempt(delivery, int(attempt), token, message, reply_id, conv, tz)
+        out: list[Attempt | str] = []
+        for delivery, token, reply in zip(deliveries, tokens, replies, strict=True):
+            if isinstance(reply, Exception):
+                out.append("error")
+                continue
+            status = _text(reply[0])
+            if status != "run":
+                out.append(status)
+                continue
+            self._renewed[token] = started
+            attempt, _user, message, reply_id, conv, tz = (
+                _text(v or b"") for v in reply[1:7]
+            )
+            out.append(
+                Attempt(delivery, int(attempt), token, message, reply_id, conv, tz)
+            )
+        return out
+
+    async def _run_many(
+        self, name: str, calls: Sequence[tuple[list[str], list[Any]]]
+    ) -> list[Any]:
+        """Run one script for many key/argument sets in one pipelined round trip.
+
+        Replies come back in order; a failed call's reply is its exception.
+        Scripts are called by hash, so a Redis that lost its script cache (a
+        restart) answers NOSCRIPT: the script is loaded and those calls,
+        which did not run, are sent again.
+        """
+        if len(calls) == 1:
+            try:
+                return [await self._run(name, *calls[0])]
+            except ResponseError as exc:
+                return [exc]
+        script = self._scripts[name]
+        replies: list[Any] = [None] * len(calls)
+        todo = list(range(len(calls)))
+        for _ in range(2):
+            pipe = self.redis.pipeline(transaction=False)
+            for i in todo:
+                keys_, args = calls[i]
+                pipe.evalsha(script.sha, len(keys_), *keys_, *args)
+            results = await pipe.execute(raise_on_error=False)
+            missing = []
+            for i, result in zip(todo, results, strict=True):
+                if isinstance(result, NoScriptError):
+                    missing.append(i)
+                else:
+                    replies[i] = result
+            if not missing:
+                return replies
+            await self.redis.script_load(script.script)
+            todo = missing
+        for i in todo:
+            replies[i] = NoScriptError("the script could not be loaded")
+        return replies
 
     def _job_keys(self, d: Delivery) -> list[str]:
         return [
@@ -307,14 +382,14 @@ class JobQueue:
             keys.user_active(d.user_id),
         ]
 
-    async def append(self, a: Attempt, kind: str, text: str, extra: str = "") -> bool:
-        """Add one entry to the job's output stream; False when fenced off."""
-        entry = await self._run(
+    async def append(self, a: Attempt, entries: Sequence[Entry]) -> bool:
+        """Add entries, in order, to the job's output stream; False when fenced off."""
+        done = await self._run(
             "APPEND",
             [keys.job_info(a.delivery.job_id), keys.job_out(a.delivery.job_id)],
-            [a.token, a.attempt, kind, text, extra],
+            [a.token, a.attempt, *_flatten(entries)],
         )
-        return entry is not None
+        return done is not None
 
     def forget(self, a: Attempt) -> None:
         """Drop what this process remembers about an attempt that ended."""
@@ -361,8 +436,16 @@ class JobQueue:
             self._renewed.pop(a.token, None)
         return owner
 
-    async def finish(self, a: Attempt, message: dict[str, Any]) -> bool:
-        """Publish `done`, ack and close the job, atomically; False when fenced off."""
+    async def finish(
+        self,
+        a: Attempt,
+        message: dict[str, Any],
+        *,
+        entries: Sequence[Entry] = (),
+        event: dict[str, Any] | None = None,
+    ) -> bool:
+        """Append the last `entries` and `done`, ack and close the job, and
+        publish `event` to the user's devices, atomically; False when fenced off."""
         self._renewed.pop(a.token, None)
         d = a.delivery
         return bool(
@@ -375,6 +458,7 @@ class JobQueue:
                     keys.job_out(d.job_id),
                     keys.INFLIGHT,
                     keys.user_active(d.user_id),
+                    keys.user_changes(d.user_id),
                 ],
                 [
                     a.token,
@@ -384,6 +468,8 @@ class JobQueue:
                     json.dumps(message),
                     self.settings.out_ttl_s,
                     INFO_TTL_S,
+                    json.dumps(event) if event else "",
+                    *_flatten(entries),
                 ],
             )
         )
@@ -472,6 +558,10 @@ async def requeue(queue: JobQueue, job_id: str) -> tuple[str, dict[str, str]]:
         [job_id, queue.settings.jobs_maxlen],
     )
     return _text(status), info
+
+
+def _flatten(entries: Sequence[Entry]) -> list[str]:
+    return [field for entry in entries for field in entry]
 
 
 def _text(value: Any) -> str:

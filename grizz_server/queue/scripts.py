@@ -75,8 +75,9 @@ return {'ok', ''}
 ENQUEUE = (
     _NOW
     + """
--- KEYS: 1 jobs, 2 info, 3 inflight, 4 active
--- ARGV: 1 job, 2 user, 3 message, 4 reply, 5 conv, 6 tz, 7 jobs_maxlen
+-- KEYS: 1 jobs, 2 info, 3 inflight, 4 active, 5 changes channel, 6 wake stream
+-- ARGV: 1 job, 2 user, 3 message, 4 reply, 5 conv, 6 tz, 7 jobs_maxlen,
+--       8 event json (published to KEYS[5] when queued; '' for none)
 if redis.call('EXISTS', KEYS[2]) == 1 then
   return {'exists', redis.call('HGET', KEYS[2], 'state') or ''}
 end
@@ -87,6 +88,9 @@ redis.call('HSET', KEYS[2], 'user', ARGV[2], 'message', ARGV[3], 'reply', ARGV[4
   'entry', entry, 'token', '', 'created', now)
 redis.call('ZADD', KEYS[3], now, ARGV[1])
 redis.call('ZADD', KEYS[4], now, ARGV[1])
+-- wake the gateway's job-stream reader so it follows the new job's stream
+redis.call('XADD', KEYS[6], 'MAXLEN', '~', 10, '*', 'w', '1')
+if ARGV[8] ~= '' then redis.call('PUBLISH', KEYS[5], ARGV[8]) end
 return {'queued', entry}
 """
 )
@@ -139,11 +143,25 @@ return {'run', tostring(attempt), f[1], f[2], f[3], f[4], f[5]}
 """
 )
 
-APPEND = """
--- KEYS: 1 info, 2 out; ARGV: 1 token, 2 attempt, 3 kind, 4 text, 5 extra
-if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return false end
-return redis.call('XADD', KEYS[2], '*', 'a', ARGV[2], 'k', ARGV[3], 't', ARGV[4], 'x', ARGV[5])
+# Appends entries (kind, text, extra triples from ARGV[3] on) in order.
+_APPEND_ENTRIES = """
+local function append_entries(out, attempt, first)
+  for i = first, #ARGV, 3 do
+    redis.call('XADD', out, '*', 'a', attempt, 'k', ARGV[i], 't', ARGV[i + 1],
+      'x', ARGV[i + 2])
+  end
+end
 """
+
+APPEND = (
+    _APPEND_ENTRIES
+    + """
+-- KEYS: 1 info, 2 out; ARGV: 1 token, 2 attempt, 3.. (kind, text, extra) triples
+if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return false end
+append_entries(KEYS[2], ARGV[2], 3)
+return 1
+"""
+)
 
 CHECK = """
 -- KEYS: 1 info; ARGV: 1 token
@@ -159,11 +177,15 @@ redis.call('XCLAIM', KEYS[3], ARGV[3], ARGV[4], 0, ARGV[5], 'JUSTID')
 return 1
 """
 
-FINISH = """
--- KEYS: 1 jobs, 2 info, 3 lease, 4 out, 5 inflight, 6 active
--- ARGV: 1 token, 2 group, 3 entry, 4 job, 5 message_json, 6 out_ttl, 7 info_ttl
+FINISH = (
+    _APPEND_ENTRIES
+    + """
+-- KEYS: 1 jobs, 2 info, 3 lease, 4 out, 5 inflight, 6 active, 7 changes channel
+-- ARGV: 1 token, 2 group, 3 entry, 4 job, 5 message_json, 6 out_ttl, 7 info_ttl,
+--       8 event json ('' for none), 9.. entries still to append before `done`
 if redis.call('HGET', KEYS[2], 'token') ~= ARGV[1] then return 0 end
 local attempt = redis.call('HGET', KEYS[2], 'attempt')
+append_entries(KEYS[4], attempt, 9)
 redis.call('XADD', KEYS[4], '*', 'a', attempt, 'k', 'done', 't', ARGV[5])
 redis.call('EXPIRE', KEYS[4], ARGV[6])
 redis.call('XACK', KEYS[1], ARGV[2], ARGV[3])
@@ -173,8 +195,10 @@ redis.call('HSET', KEYS[2], 'state', 'done', 'token', '')
 redis.call('EXPIRE', KEYS[2], ARGV[7])
 redis.call('ZREM', KEYS[5], ARGV[4])
 redis.call('ZREM', KEYS[6], ARGV[4])
+if ARGV[8] ~= '' then redis.call('PUBLISH', KEYS[7], ARGV[8]) end
 return 1
 """
+)
 
 FAIL = (
     _DEAD_LETTER

@@ -127,15 +127,16 @@ def insert_message(dialect: str) -> Any:
 
 @functools.cache
 def start_reply(dialect: str) -> Any:
-    """Insert a `streaming` reply, or reset an existing reply row of the same
-    conversation; a row of another role or conversation is left alone."""
+    """Insert a reply row, or overwrite an existing reply row of the same
+    conversation with the new one (a retry, or the attempt's final write); a
+    row of another role or conversation is left alone."""
     stmt = _insert(dialect, messages)
     new = stmt.excluded
     return stmt.on_conflict_do_update(
         index_elements=[_m.user_id, _m.id],
         set_={
-            "content": "",
-            "status": "streaming",
+            "content": new.content,
+            "status": new.status,
             "model": new.model,
             "metadata": new.metadata,
             "updated_at": new.updated_at,

@@ -178,14 +178,40 @@ class UserStore(MemoryMixin):
             StoreError: the id belongs to a user message or another conversation,
                 or the conversation is unknown.
         """
+        return await self.save_reply(
+            reply_id=reply_id,
+            conversation_id=conversation_id,
+            model=model,
+            content="",
+            status=Status.STREAMING,
+            metadata=metadata,
+        )
+
+    async def save_reply(
+        self,
+        *,
+        reply_id: str,
+        conversation_id: str,
+        model: str,
+        content: str,
+        status: Status,
+        metadata: dict[str, Any],
+    ) -> Message:
+        """Write a whole reply row in one transaction: insert it, or overwrite
+        the same reply (same id, role and conversation) if it exists.
+
+        Raises:
+            StoreError: the id belongs to a user message or another conversation,
+                or the conversation is unknown.
+        """
         now = utc_now()
         row = {
             "user_id": self.user_id,
             "id": reply_id,
             "conversation_id": conversation_id,
             "role": "assistant",
-            "content": "",
-            "status": "streaming",
+            "content": content,
+            "status": str(Status(status)),
             "model": model,
             "metadata": dumps(metadata),
             "created_at": now,
@@ -203,7 +229,7 @@ class UserStore(MemoryMixin):
                     )
         except RejectedData:
             raise StoreError(
-                f"Cannot start reply {reply_id}: conversation {conversation_id} "
+                f"Cannot store reply {reply_id}: conversation {conversation_id} "
                 "does not exist for this user."
             ) from None
         return q.message_from_tuple(stored)

@@ -1,10 +1,12 @@
 """`generate_reply(ctx, attempt)`: one attempt at answering one user message.
 
 The same `ChatSession.respond` as `grizz ask` (persona, context within the
-token budget, memory tools) runs against the user's server store. Every chunk
-goes to the job's output stream through the fenced `append`, the reply row is
-written under the job's reply id, and the job is acknowledged (`finish`) only
-after the reply is stored. A redelivered job whose reply is already complete
+token budget, memory tools) runs against the user's server store. Chunks go
+to the job's output stream through the fenced `append`, batched while one is
+on its way (`Output`); the reply row is written once, whole, under the job's
+reply id (`AttemptStore`), and the job is acknowledged (`finish`, which also
+writes the last chunks, `done` and the change event) only after the reply is
+stored. A redelivered job whose reply is already complete
 re-publishes `done` without calling the model again.
 
 Must not import: websockets, textual.
@@ -12,23 +14,23 @@ Must not import: websockets, textual.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from redis.asyncio import Redis
 
-from grizz_server import keys
-from grizz_server.queue.jobs import Attempt, JobQueue
+from grizz_server.queue.jobs import Attempt, Entry, JobQueue
 from grizz_server.store import ServerStore, UserStore
+from grizz_server.store.user import merge_patch
 from grizz_tui.config import Settings
 from grizz_tui.core.provider import Provider, TextDelta
 from grizz_tui.core.session import ReplyFinished, ToolUsed
 from grizz_tui.core.setup import make_session
-from grizz_tui.store.models import Message, Status
+from grizz_tui.store.models import Message, Role, Status, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -64,56 +66,114 @@ async def generate_reply(ctx: WorkerContext, attempt: Attempt) -> Message:
     )
     if existing is not None and existing.status == Status.COMPLETE:
         log.info("reply already stored; re-publishing", extra={"job": _job(attempt)})
-        return await _finish(ctx, attempt, user_store, existing)
+        output = Output(ctx.queue, attempt)
+        return await _finish(ctx, attempt, user_store, existing, output)
     user_message = await user_store.get_message(attempt.message_id)
     if user_message is None:
         raise LookupError("The message this job answers no longer exists.")
     # make_session sizes the context to the provider (a local model's window
     # and compact persona) exactly as `grizz ask` does; the day is the user's.
     session = make_session(
-        ctx.app, FencedStore(user_store, ctx.queue, attempt), ctx.provider
+        ctx.app, AttemptStore(user_store, ctx.queue, attempt), ctx.provider
     )
     session.tz = attempt.tz or ctx.app.timezone
     final: Message | None = None
-    events = session.respond(user_message, reply_id=attempt.reply_id)
-    async with contextlib.aclosing(events):
-        async for event in events:
-            if isinstance(event, TextDelta):
-                if not await ctx.queue.append(attempt, "chunk", event.text):
-                    raise Fenced
-            elif isinstance(event, ToolUsed):
-                if not await ctx.queue.append(
-                    attempt, "tool", event.name, event.summary
-                ):
-                    raise Fenced
-            elif isinstance(event, ReplyFinished):
-                final = event.message
-    if final is None:  # respond() always ends with ReplyFinished or raises
-        raise RuntimeError("The reply ended without a final message.")
-    return await _finish(ctx, attempt, user_store, final)
+    output = Output(ctx.queue, attempt)
+    try:
+        events = session.respond(user_message, reply_id=attempt.reply_id)
+        async with contextlib.aclosing(events):
+            async for event in events:
+                if isinstance(event, TextDelta):
+                    await output.add("chunk", event.text)
+                elif isinstance(event, ToolUsed):
+                    await output.add("tool", event.name, event.summary)
+                elif isinstance(event, ReplyFinished):
+                    final = event.message
+        if final is None:  # respond() always ends with ReplyFinished or raises
+            raise RuntimeError("The reply ended without a final message.")
+        return await _finish(ctx, attempt, user_store, final, output)
+    finally:
+        await output.close()
+
+
+class Output:
+    """An attempt's entries on its job's output stream, appended in batches.
+
+    The first entry goes to Redis at once. Entries that arrive while an append
+    is on its way wait and go together in the next one (consecutive chunks
+    joined into one), so a fast model costs a round trip per batch, not per
+    token, and a slow one still sends each token as it comes. `finish` hands
+    whatever is left to the job's FINISH script, which writes it before `done`.
+    Every append is fenced: a taken-over attempt raises `Fenced`.
+    """
+
+    def __init__(self, queue: JobQueue, attempt: Attempt) -> None:
+        self.queue = queue
+        self.attempt = attempt
+        self.pending: list[Entry] = []
+        self._flight: asyncio.Task[None] | None = None
+
+    async def add(self, kind: str, text: str, extra: str = "") -> None:
+        last = self.pending[-1] if self.pending else None
+        if kind == "chunk" and last is not None and last[0] == "chunk":
+            self.pending[-1] = ("chunk", last[1] + text, "")
+        else:
+            self.pending.append((kind, text, extra))
+        if self._flight is not None:
+            if not self._flight.done():
+                return
+            await self._settle()  # raises what the last append raised
+        self._flight = asyncio.create_task(self._pump())
+
+    async def _pump(self) -> None:
+        while self.pending:
+            batch, self.pending = self.pending, []
+            if not await self.queue.append(self.attempt, batch):
+                raise Fenced
+
+    async def _settle(self) -> None:
+        flight, self._flight = self._flight, None
+        if flight is not None:
+            await flight
+
+    async def rest(self) -> list[Entry]:
+        """Wait for the append on its way; the entries not yet written."""
+        await self._settle()
+        rest, self.pending = self.pending, []
+        return rest
+
+    async def close(self) -> None:
+        """Stop an append still on its way (the attempt failed or was cancelled)."""
+        flight, self._flight = self._flight, None
+        if flight is not None and not flight.done():
+            flight.cancel()
+        if flight is not None:
+            with contextlib.suppress(BaseException):
+                await flight
 
 
 async def _finish(
-    ctx: WorkerContext, attempt: Attempt, store: UserStore, message: Message
+    ctx: WorkerContext,
+    attempt: Attempt,
+    store: UserStore,
+    message: Message,
+    output: Output,
 ) -> Message:
-    data = message.to_dict()
-    if not await ctx.queue.finish(attempt, data):
+    """Write the last entries and `done`, ack the job and tell the user's
+    devices, in one script; a lost notice only delays other devices until
+    they pull."""
+    event = await change_event(store, [message])
+    if not await ctx.queue.finish(
+        attempt, message.to_dict(), entries=await output.rest(), event=event
+    ):
         raise Fenced
-    try:  # the job is done; a lost notice only delays other devices until they pull
-        await publish_change(ctx.redis, store, attempt.delivery.user_id, [message])
-    except Exception:
-        log.warning(
-            "could not publish the change", exc_info=True, extra={"job": _job(attempt)}
-        )
     return message
 
 
-async def publish_change(
-    redis: Redis, store: UserStore, user_id: str, messages: Sequence[Message]
-) -> None:
-    """Tell every gateway holding one of the user's devices that data changed."""
+async def change_event(store: UserStore, messages: Sequence[Message]) -> dict[str, Any]:
+    """The `changed` event telling a user's devices these messages changed."""
     cursor = await store.current_seq()
-    event = {
+    return {
         "kind": "changed",
         "cursor": cursor,
         "changes": [
@@ -121,26 +181,36 @@ async def publish_change(
             for m in messages
         ],
     }
-    await redis.publish(keys.user_changes(user_id), json.dumps(event))
 
 
 def _job(attempt: Attempt) -> str:
     return attempt.delivery.job_id
 
 
-class FencedStore:
-    """The user's store, refusing writes once another attempt owns the job.
+class AttemptStore:
+    """The user's store as one attempt sees it: fenced, with the reply written once.
 
-    Redis writes are fenced atomically (in Lua); database writes are checked
-    just before they happen, which leaves only the instant between the check
-    and the write for a paused zombie to slip through, and the new attempt
-    rewrites the whole reply row after that anyway.
+    Fencing: Redis writes are fenced atomically (in Lua); database writes are
+    checked just before they happen, which leaves only the instant between
+    the check and the write for a paused zombie to slip through, and the new
+    attempt rewrites the whole reply row after that anyway.
+
+    The reply row: on a device the row is written `streaming` at once and
+    saved as it grows, because the device's store is the only copy. Here the
+    job's output stream in Redis already holds every chunk until the job is
+    acknowledged, so the row is written once, whole, when the attempt ends
+    (`complete`, `error` or `interrupted`) and before the job is acknowledged:
+    one write transaction per reply instead of three or more. A device that
+    pulls mid-reply sees the user's message and, in `welcome.active_jobs` or
+    a `job` event, the job whose stream it can follow.
     """
 
     def __init__(self, store: UserStore, queue: JobQueue, attempt: Attempt) -> None:
         self._store = store
         self._queue = queue
         self._attempt = attempt
+        self._reply: Message | None = None
+        self._saved = False
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
@@ -149,13 +219,71 @@ class FencedStore:
         if not await self._queue.still_owner(self._attempt):
             raise Fenced
 
-    async def start_reply(self, **kwargs: Any) -> Message:
+    async def start_reply(
+        self,
+        *,
+        reply_id: str,
+        conversation_id: str,
+        model: str,
+        metadata: dict[str, Any],
+    ) -> Message:
         await self._check()
-        return await self._store.start_reply(**kwargs)
+        now = utc_now()
+        self._reply = Message(
+            id=reply_id,
+            conversation_id=conversation_id,
+            role=Role.ASSISTANT,
+            content="",
+            status=Status.STREAMING,
+            created_at=now,
+            updated_at=now,
+            model=model,
+            metadata=metadata,
+        )
+        self._saved = False
+        return self._reply
 
-    async def update_message(self, message_id: str, **kwargs: Any) -> None:
+    async def update_message(
+        self,
+        message_id: str,
+        *,
+        content: str | None = None,
+        status: Status | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        reply = self._reply
+        if reply is None or message_id != reply.id:
+            await self._check()
+            await self._store.update_message(
+                message_id, content=content, status=status, metadata=metadata
+            )
+            return
+        reply = replace(
+            reply,
+            content=reply.content if content is None else content,
+            status=reply.status if status is None else Status(status),
+            metadata=reply.metadata
+            if metadata is None
+            else merge_patch(reply.metadata, metadata),
+        )
+        self._reply = reply
+        if reply.status == Status.STREAMING:
+            return  # the output stream holds it until the attempt ends
         await self._check()
-        await self._store.update_message(message_id, **kwargs)
+        self._reply = await self._store.save_reply(
+            reply_id=reply.id,
+            conversation_id=reply.conversation_id,
+            model=reply.model,
+            content=reply.content,
+            status=reply.status,
+            metadata=reply.metadata,
+        )
+        self._saved = True
+
+    async def get_message(self, message_id: str) -> Message | None:
+        if self._saved and self._reply is not None and message_id == self._reply.id:
+            return self._reply
+        return await self._store.get_message(message_id)
 
     async def remember(self, content: str, *, title: str = "") -> Any:
         await self._check()

@@ -118,11 +118,20 @@ class Worker:
         deliveries = await self._reclaim_stale(free)
         if not deliveries:
             deliveries = await self._read_batch(free)
-        for delivery in deliveries:
-            task = asyncio.create_task(self._run(delivery))
+        if not deliveries:
+            return False
+        # a Redis error here leaves the whole batch pending, for reclaim
+        begun = await self.queue.begin_many(deliveries)
+        for delivery, attempt in zip(deliveries, begun, strict=True):
+            if not isinstance(attempt, Attempt):
+                if attempt == "dead":
+                    log.warning("job dead-lettered", extra={"job": delivery.job_id})
+                continue
+            task = asyncio.create_task(self._run(attempt))
             self.tasks[task] = delivery
+            self._attempts[task] = attempt
             task.add_done_callback(self._forget)
-        return bool(deliveries)
+        return True
 
     def _forget(self, task: asyncio.Task[None]) -> None:
         self.tasks.pop(task, None)
@@ -144,20 +153,10 @@ class Worker:
     async def _read_batch(self, free: int) -> list[Delivery]:
         return await self.queue.read(free, self.settings.block_ms)
 
-    async def _run(self, delivery: Delivery) -> None:
-        try:
-            begun = await self.queue.begin(delivery)
-        except REDIS_DOWN:
-            return  # still pending: it will be reclaimed
-        if not isinstance(begun, Attempt):
-            if begun == "dead":
-                log.warning("job dead-lettered", extra={"job": delivery.job_id})
-            return
-        current = asyncio.current_task()
-        assert current is not None
-        self._attempts[current] = begun
-        log.info(
-            "job started", extra={"job": delivery.job_id, "attempt": begun.attempt}
+    async def _run(self, begun: Attempt) -> None:
+        log.debug(  # per-job lines are debug: at 1,000 jobs/s they cost a core
+            "job started",
+            extra={"job": begun.delivery.job_id, "attempt": begun.attempt},
         )
         job = asyncio.create_task(generate_reply(self.ctx, begun))
         keeper = asyncio.create_task(self._keep_lease(begun, job))
@@ -187,7 +186,7 @@ class Worker:
         extra = {"job": attempt.delivery.job_id, "attempt": attempt.attempt}
         try:
             await asyncio.shield(job)
-            log.info("job finished", extra=extra)
+            log.debug("job finished", extra=extra)
         except (Fenced, asyncio.CancelledError):
             if not job.done():
                 job.cancel()
@@ -287,7 +286,7 @@ async def serve_worker(settings: ServerSettings, *, burst: bool = False) -> None
     from grizz_tui.core.setup import make_provider
 
     app = load_settings()
-    provider = make_provider(app)
+    provider = make_provider(app, max_connections=settings.worker_concurrency)
     redis = connect_redis(settings.redis_url)
     store = await ServerStore.open(settings.db_url or default_db_url())
     queue = JobQueue(redis, settings, consumer=consumer_name())

@@ -17,6 +17,7 @@ Must not import: textual, rich, the store.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import sys
@@ -107,7 +108,10 @@ class OpenAICompatProvider:
         retry_delay: float = 0.5,
         max_tokens: int = 0,
         temperature: float | None = None,
+        max_connections: int = 0,
     ) -> None:
+        """`max_connections` > 0 keeps that many connections open and alive
+        (a server worker with many replies at once); 0 keeps httpx's pool."""
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.host = urlsplit(self.base_url).netloc or self.base_url
@@ -120,9 +124,18 @@ class OpenAICompatProvider:
         headers = {"User-Agent": "grizz"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
+        limits = (
+            httpx.Limits(
+                max_connections=max_connections,
+                max_keepalive_connections=max_connections,
+            )
+            if max_connections > 0
+            else httpx.Limits()
+        )
         self._client = httpx.AsyncClient(
             headers=headers,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 15.0)),
+            limits=limits,
         )
 
     async def aclose(self) -> None:
@@ -308,27 +321,33 @@ class OpenAICompatProvider:
             tool_calls=calls,
         )
 
+    def _stream_chunk(self, payload: str) -> dict[str, Any]:
+        """One SSE payload as a chunk object; a malformed one or an error raises."""
+        try:
+            chunk = json.loads(payload)
+        except ValueError:
+            raise self._malformed(f"bad JSON in stream: {payload[:60]!r}") from None
+        if not isinstance(chunk, dict):
+            raise self._malformed("stream chunk is not an object")
+        if "error" in chunk:
+            raise ProviderError(
+                f"The provider at {self.host} failed mid-reply: "
+                f"{_message_of(chunk['error'])}."
+            )
+        return chunk
+
     async def _parse_sse(self, response: httpx.Response) -> AsyncIterator[StreamEvent]:
         tools: dict[int, _ToolAccumulator] = {}
         finish = ""
         model = self.model
         usage: dict[str, int] = {}
         done = False
-        async for payload in _sse_payloads(response):
+        payloads = _sse_payloads(response)
+        async for payload in payloads:
             if payload == "[DONE]":
                 done = True
                 break
-            try:
-                chunk = json.loads(payload)
-            except ValueError:
-                raise self._malformed(f"bad JSON in stream: {payload[:60]!r}") from None
-            if not isinstance(chunk, dict):
-                raise self._malformed("stream chunk is not an object")
-            if "error" in chunk:
-                raise ProviderError(
-                    f"The provider at {self.host} failed mid-reply: "
-                    f"{_message_of(chunk['error'])}."
-                )
+            chunk = self._stream_chunk(payload)
             model = str(chunk.get("model") or model)
             usage = _usage(chunk.get("usage")) or usage
             for choice in chunk.get("choices") or []:
@@ -358,6 +377,22 @@ class OpenAICompatProvider:
         yield StreamEnd(
             finish_reason=finish or "stop", model=model, usage=usage, tool_calls=calls
         )
+        if done:
+            await _read_to_end(payloads)
+
+
+async def _read_to_end(payloads: AsyncIterator[str]) -> None:
+    """Read the (empty) rest of a body after `[DONE]`.
+
+    So the connection goes back to the pool: leaving a body unread makes httpx
+    close the connection, and the next request pays a new TCP (and TLS)
+    handshake. A server that keeps talking after `[DONE]` gets a second, then
+    is cut off.
+    """
+    with contextlib.suppress(TimeoutError, httpx.HTTPError):
+        async with asyncio.timeout(1.0):
+            async for _ in payloads:
+                pass
 
 
 async def _sse_payloads(response: httpx.Response) -> AsyncIterator[str]:

@@ -31,8 +31,11 @@ def needs_key(base_url: str) -> bool:
     return host in OPENAI_HOSTS
 
 
-def make_provider(settings: Settings) -> Provider:
+def make_provider(settings: Settings, *, max_connections: int = 0) -> Provider:
     """The provider `settings` select.
+
+    `max_connections` sizes the HTTP pool of an OpenAI-compatible provider (a
+    server worker keeps one kept-alive connection per concurrent reply).
 
     Raises:
         ConfigError: no key for a provider that needs one (exit code 3).
@@ -60,6 +63,7 @@ def make_provider(settings: Settings) -> Provider:
         retry_delay=settings.retry_delay,
         max_tokens=settings.max_tokens,
         temperature=settings.temperature if settings.temperature >= 0 else None,
+        max_connections=max_connections,
     )
 
 

@@ -92,6 +92,8 @@ class FakeOpenAI:
         self.default: Behaviour = default or Text("Hello from Grizz's fake provider!")
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
+        self.peers: list[tuple[str, int]] = []
+        """The client address of each request (the same one = a reused connection)."""
         self.lock = threading.Lock()
         self.server = _Server(("127.0.0.1", 0), _make_handler(self))
         self.server.daemon_threads = True
@@ -173,6 +175,7 @@ class _Handler(BaseHTTPRequestHandler):
         with self.fake.lock:
             self.fake.requests.append(body)
             self.fake.headers.append({k.lower(): v for k, v in self.headers.items()})
+            self.fake.peers.append(self.client_address[:2])
         behaviour = self.fake.next_behaviour()
         model = str(body.get("model") or "fake-model")
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):

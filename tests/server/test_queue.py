@@ -18,6 +18,8 @@ from grizz_server.queue.jobs import (
 )
 from grizz_server.settings import ServerSettings
 
+WAKE = f"{keys.PREFIX}:gateway:test:wake"
+
 
 async def _enqueue(queue: JobQueue, user: str = "u1") -> str:
     message_id = str(uuid.uuid4())
@@ -30,6 +32,7 @@ async def _enqueue(queue: JobQueue, user: str = "u1") -> str:
         reply_id=reply_id_for(job_id),
         conversation_id="conv",
         tz="UTC",
+        wake_key=WAKE,
     )
     assert status == "queued"
     return job_id
@@ -60,8 +63,8 @@ async def test_happy_path_streams_and_closes_the_job(
     job_id = await _enqueue(queue)
     attempt = await _begin_one(queue)
     assert attempt.attempt == 1 and attempt.reply_id == reply_id_for(job_id)
-    assert await queue.append(attempt, "chunk", "Hel")
-    assert await queue.append(attempt, "chunk", "lo")
+    assert await queue.append(attempt, [("chunk", "Hel", "")])
+    assert await queue.append(attempt, [("chunk", "lo", "")])
     assert await queue.finish(attempt, {"id": attempt.reply_id, "content": "Hello"})
     kinds = [(a, k) for a, k, _ in await _out(aredis, job_id)]
     assert kinds == [(1, "start"), (1, "chunk"), (1, "chunk"), (1, "done")]
@@ -83,6 +86,7 @@ async def test_the_same_message_is_one_job(queue: JobQueue) -> None:
         reply_id="r",
         conversation_id="c",
         tz="",
+        wake_key=WAKE,
     )
     assert status == "exists"
     assert len(await queue.read(10, 50)) == 1
@@ -91,7 +95,7 @@ async def test_the_same_message_is_one_job(queue: JobQueue) -> None:
 async def test_a_zombie_is_fenced_after_reclaim(queue: JobQueue, aredis: Redis) -> None:
     job_id = await _enqueue(queue)
     zombie = await _begin_one(queue)
-    assert await queue.append(zombie, "chunk", "old ")
+    assert await queue.append(zombie, [("chunk", "old ", "")])
     other = _other(queue)
     assert (
         await other.reclaim(10) == []
@@ -101,11 +105,11 @@ async def test_a_zombie_is_fenced_after_reclaim(queue: JobQueue, aredis: Redis) 
     assert [d.job_id for d in reclaimed] == [job_id]
     second = await other.begin(reclaimed[0])
     assert isinstance(second, Attempt) and second.attempt == 2
-    assert not await queue.append(zombie, "chunk", "zombie text")
+    assert not await queue.append(zombie, [("chunk", "zombie text", "")])
     assert not await queue.extend(zombie)
     assert not await queue.finish(zombie, {"content": "zombie"})
     assert await queue.fail(zombie, code="x", reason="x", retryable=True) == "fenced"
-    assert await other.append(second, "chunk", "new")
+    assert await other.append(second, [("chunk", "new", "")])
     assert await other.finish(second, {"content": "new"})
     out = await _out(aredis, job_id)
     assert [(a, k) for a, k, _ in out] == [
@@ -250,3 +254,83 @@ async def test_a_failed_reservation_is_given_back(
     assert await aredis.zcard(keys.INFLIGHT) == 1
     await queue.release_reservation("u", job_id)
     assert await aredis.zcard(keys.INFLIGHT) == 0
+
+
+async def test_enqueue_wakes_the_gateway_and_announces_the_job(
+    queue: JobQueue, aredis: Redis
+) -> None:
+    pubsub = aredis.pubsub(ignore_subscribe_messages=True)
+    await pubsub.subscribe(keys.user_changes("u1"))
+    try:
+        message_id = str(uuid.uuid4())
+        job_id = job_id_for("u1", message_id)
+        event = {"kind": "job", "job_id": job_id}
+        for expected in ("queued", "exists"):
+            status, _ = await queue.enqueue(
+                job_id=job_id,
+                user_id="u1",
+                message_id=message_id,
+                reply_id=reply_id_for(job_id),
+                conversation_id="c",
+                tz="",
+                wake_key=WAKE,
+                event=event,
+            )
+            assert status == expected
+        message = None
+        for _ in range(50):
+            message = await pubsub.get_message(timeout=0.05)
+            if message:
+                break
+        assert message is not None and b'"job_id"' in message["data"]
+        assert await pubsub.get_message(timeout=0.2) is None  # announced once
+        assert await aredis.xlen(WAKE) == 1  # woken once
+    finally:
+        await pubsub.aclose()
+
+
+async def test_finish_writes_the_last_entries_before_done_and_publishes(
+    queue: JobQueue, aredis: Redis
+) -> None:
+    job_id = await _enqueue(queue)
+    attempt = await _begin_one(queue)
+    pubsub = aredis.pubsub(ignore_subscribe_messages=True)
+    await pubsub.subscribe(keys.user_changes("u1"))
+    try:
+        assert await queue.append(
+            attempt, [("chunk", "Hel", ""), ("tool", "remember", "a note")]
+        )
+        assert await queue.finish(
+            attempt,
+            {"content": "Hello"},
+            entries=[("chunk", "lo", "")],
+            event={"kind": "changed", "cursor": 7},
+        )
+        assert [(k, t) for _, k, t in await _out(aredis, job_id)][1:] == [
+            ("chunk", "Hel"),
+            ("tool", "remember"),
+            ("chunk", "lo"),
+            ("done", '{"content": "Hello"}'),
+        ]
+        message = None
+        for _ in range(50):
+            message = await pubsub.get_message(timeout=0.05)
+            if message:
+                break
+        assert message is not None and b'"cursor": 7' in message["data"]
+    finally:
+        await pubsub.aclose()
+
+
+async def test_begin_many_starts_a_batch_even_after_redis_forgot_its_scripts(
+    queue: JobQueue, aredis: Redis
+) -> None:
+    jobs = {await _enqueue(queue, f"u{i}") for i in range(3)}
+    deliveries = await queue.read(10, 100)
+    assert {d.job_id for d in deliveries} == jobs
+    await aredis.script_flush()  # as after a Redis restart: every EVALSHA fails
+    begun = await queue.begin_many(deliveries)
+    assert all(isinstance(a, Attempt) and a.attempt == 1 for a in begun)
+    assert {a.delivery.job_id for a in begun if isinstance(a, Attempt)} == jobs
+    # the same deliveries again: each job is leased to its attempt now
+    assert await _other(queue).begin_many(deliveries) == ["leased"] * 3

@@ -159,3 +159,25 @@ async def test_server_rejecting_stream_options_is_retried_without(
     assert text == "ok"
     assert "stream_options" in fake_openai.requests[0]
     assert "stream_options" not in fake_openai.requests[1]
+
+
+async def test_consecutive_streams_reuse_one_connection(
+    fake_openai: FakeOpenAI,
+) -> None:
+    """The body is read to its end after [DONE], so the connection is kept alive
+    (a server worker would otherwise open a new connection for every reply)."""
+    fake_openai.enqueue(Text("one"), Text("two"), Text("three"))
+    provider = make(fake_openai, max_connections=4)
+    try:
+        for expected in ("one", "two", "three"):
+            text = "".join(
+                [
+                    e.text
+                    async for e in provider.stream(MESSAGES)
+                    if isinstance(e, TextDelta)
+                ]
+            )
+            assert text == expected
+    finally:
+        await provider.aclose()
+    assert len(fake_openai.peers) == 3 and len(set(fake_openai.peers)) == 1
