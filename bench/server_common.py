@@ -168,6 +168,19 @@ class Server:
             await redis.aclose()
         raise RuntimeError("server did not come up")
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU time (user + system) each server process has used so far."""
+        names = ["fake", "gateway"] + [f"worker-{i}" for i in range(self.workers)]
+        pids = {name: proc.pid for name, proc in zip(names, self.procs, strict=False)}
+        if self.redis is not None and self.redis.proc is not None:
+            pids["redis"] = self.redis.proc.pid
+        tick = os.sysconf("SC_CLK_TCK")
+        out = {}
+        for name, pid in pids.items():
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            out[name] = (int(fields[11]) + int(fields[12])) / tick
+        return out
+
     def stop(self) -> None:
         for proc in reversed(self.procs):
             proc.terminate()

@@ -8,10 +8,12 @@ the fake provider, one gateway, 2 workers (SQLite store).
 
 - `--mode steady` (N concurrent streams): N devices (N users, one
   authenticated WebSocket each) each send, read the whole streamed reply
-  (`--reply-ms` long), and send again at once, for `--seconds`; every send's
-  send → first `chunk` frame counts. So N replies are streaming at any moment
-  and each new message arrives while the others stream. The direct side runs
-  N such loops of provider calls.
+  (`--reply-ms` long), and send again after a random pause of up to a tenth
+  of that, for `--seconds`; every send's send → first `chunk` frame counts.
+  The loops start at random offsets within one reply, so about N replies are
+  streaming at any moment and each new message arrives while the others
+  stream, not in lockstep with them. The direct side runs N such loops of
+  provider calls.
 - `--mode burst`: the N devices send at the same instant, once per round, so
   the figure includes queueing behind the N-1 others on 2 shared cores.
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import time
 import uuid
 
@@ -49,13 +52,19 @@ async def server_round(devices: list, n: int) -> list[float]:
     return list(await asyncio.gather(*(_one_server(ws) for ws in devices[:n])))
 
 
+def _pause(spread: float) -> float:
+    """A random pause so the N loops don't send in lockstep (see `stagger`)."""
+    return random.uniform(0, spread)
+
+
 async def direct_steady(
-    provider: OpenAICompatProvider, n: int, seconds: float
+    provider: OpenAICompatProvider, n: int, seconds: float, spread: float
 ) -> list[float]:
     deadline = time.perf_counter() + seconds
 
     async def loop() -> list[float]:
         firsts = []
+        await asyncio.sleep(_pause(spread))
         while time.perf_counter() < deadline:
             start = time.perf_counter()
             first = None
@@ -64,18 +73,23 @@ async def direct_steady(
                     first = time.perf_counter() - start
             if first is not None:
                 firsts.append(first)
+            await asyncio.sleep(_pause(spread / 10))
         return firsts
 
     return [x for xs in await asyncio.gather(*(loop() for _ in range(n))) for x in xs]
 
 
-async def server_steady(devices: list, n: int, seconds: float) -> list[float]:
+async def server_steady(
+    devices: list, n: int, seconds: float, spread: float
+) -> list[float]:
     deadline = time.perf_counter() + seconds
 
     async def loop(ws) -> list[float]:
         firsts = []
+        await asyncio.sleep(_pause(spread))
         while time.perf_counter() < deadline:
             firsts.append(await _one_server(ws))
+            await asyncio.sleep(_pause(spread / 10))
         return firsts
 
     return [
@@ -156,14 +170,34 @@ async def main() -> None:
         for n in levels:
             direct: list[float] = []
             via: list[float] = []
+            busy = dict.fromkeys([*server.cpu_seconds(), "client"], 0.0)
+            server_time = 0.0
             for _ in range(args.rounds):
                 if args.mode == "steady":
-                    direct += await direct_steady(provider, n, args.seconds)
-                    via += await server_steady(devices, n, args.seconds)
+                    spread = args.reply_ms / 1000
+                    direct += await direct_steady(provider, n, args.seconds, spread)
                 else:
                     direct += await direct_round(provider, n)
+                before, client, start = (
+                    server.cpu_seconds(),
+                    time.process_time(),
+                    time.perf_counter(),
+                )
+                if args.mode == "steady":
+                    via += await server_steady(devices, n, args.seconds, spread)
+                else:
                     via += await server_round(devices, n)
-            row = {"mode": args.mode, "n": n, "samples": len(via)}
+                server_time += time.perf_counter() - start
+                for name, used in server.cpu_seconds().items():
+                    busy[name] += used - before[name]
+                busy["client"] += time.process_time() - client
+            row = {
+                "mode": args.mode,
+                "n": n,
+                "samples": len(via),
+                # share of one core each process used during the server rounds
+                "cpu_cores": {k: round(v / server_time, 2) for k, v in busy.items()},
+            }
             for q in (50, 99):
                 d, s = percentile(direct, q) * 1000, percentile(via, q) * 1000
                 row |= {

@@ -77,11 +77,20 @@ async def main() -> None:
     await server.start(users=args.users)
     url = f"ws://127.0.0.1:{server.port}"
     try:
+        cpu_before = server.cpu_seconds()
+        client_before = time.process_time()
         start = time.perf_counter()
         counts = await asyncio.gather(
             *(device(url, t, args.messages) for t in server.tokens)
         )
         elapsed = time.perf_counter() - start
+        cpu = {
+            name: round((used - cpu_before[name]) * 1000 / sum(counts), 3)
+            for name, used in server.cpu_seconds().items()
+        }
+        cpu["client"] = round(
+            (time.process_time() - client_before) * 1000 / sum(counts), 3
+        )
         jobs = sum(counts)
         print(
             json.dumps(
@@ -91,6 +100,7 @@ async def main() -> None:
                     "workers": args.workers,
                     "seconds": round(elapsed, 2),
                     "jobs_per_s": round(jobs / elapsed, 1),
+                    "cpu_ms_per_job": cpu,
                 }
             ),
             flush=True,

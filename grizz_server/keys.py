@@ -12,6 +12,10 @@ One module so a reader (or `grizz-server check`) can see the whole key space:
 - `grizz:user:{user}:active` (zset): a user's unfinished jobs.
 - `grizz:user:{user}:rate` (hash): a user's token bucket.
 - `grizz:user:{user}:changes` (pub/sub channel): live change events.
+- `grizz:user:{user}:gateways` (zset): ids of the gateways holding one of the
+  user's devices, scored by when that registration expires (ms).
+- `grizz:gateway:{id}:inbox` (stream): a copy of every output entry of the
+  jobs of that gateway's users (`queue/scripts.py` builds this name in Lua).
 - `grizz:worker:{name}` (string, PX): a live worker's heartbeat.
 
 Must not import: anything but the standard library.
@@ -53,6 +57,15 @@ def user_rate(user_id: str) -> str:
 def user_changes(user_id: str) -> str:
     """Pub/sub channel of live change events for one user's devices."""
     return f"{PREFIX}:user:{user_id}:changes"
+
+
+def user_gateways(user_id: str) -> str:
+    return f"{PREFIX}:user:{user_id}:gateways"
+
+
+def gateway_inbox(gateway_id: str) -> str:
+    """A gateway's inbox: the output entries of its users' jobs, in one stream."""
+    return f"{PREFIX}:gateway:{gateway_id}:inbox"
 
 
 def worker(name: str) -> str:

@@ -78,6 +78,8 @@ class Connection:
     async def serve(self) -> None:
         """Welcome the device, then read frames until it goes away or idles out."""
         writer = asyncio.create_task(self._writer())
+        # registered for the user's job output before it can follow any job
+        await self.gateway.streams.add_user(self.user_id)
         await self.gateway.hub.add(self)
         try:
             await self.emit(await self._welcome())
@@ -95,6 +97,7 @@ class Connection:
             await self.gateway.hub.remove(self)
             for job_id in list(self.following):
                 self.unfollow(job_id)
+            await self.gateway.streams.remove_user(self.user_id)
             writer.cancel()
             with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
                 await writer

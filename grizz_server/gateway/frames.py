@@ -96,8 +96,7 @@ async def send(conn: Connection, frame: p.Send) -> None:
         await queue.release_reservation(conn.user_id, job_id)
         raise ProtocolError(str(exc), code=p.CONFLICT) from None
     reply_id = reply_id_for(job_id)
-    # follow before queueing: the ENQUEUE script wakes this gateway's stream
-    # reader, which must already know the job, and publishes the `job` event
+    # follow before queueing, so no entry of the job can come before it
     conn.follow(job_id, "0", fresh=True)
     try:
         status, _ = await queue.enqueue(
@@ -107,7 +106,6 @@ async def send(conn: Connection, frame: p.Send) -> None:
             reply_id=reply_id,
             conversation_id=conv,
             tz=frame.tz,
-            wake_key=conn.gateway.streams.wake_key,
             event=await _job_event(conn, job_id, message),
         )
     except BaseException:

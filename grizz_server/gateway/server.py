@@ -78,6 +78,7 @@ class Gateway:
 
     async def _resync(self, user_id: str) -> None:
         """After a pub/sub gap: tell the user's devices what they may have missed."""
+        await self.streams.register_again([user_id])  # Redis may have lost it
         cursor = await self.store.for_user(user_id).current_seq()
         for event in await self.queue.job_events(user_id):  # replies to watch
             await self.hub.broadcast(

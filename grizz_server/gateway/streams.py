@@ -1,13 +1,33 @@
 """One reader per gateway for every job output stream its devices follow.
 
-A blocking `XREAD` holds a Redis connection for as long as it waits, so
-following each job with its own blocking read costs one connection per
-in-flight reply (redis-py's pool stops at 100). Instead one task runs one
-`XREAD BLOCK` over all followed `grizz:job:{id}` keys plus this gateway's
-wake-up stream; adding a job XADDs to the wake-up stream so the new key is
-included at once. A device that resumes from an old entry first catches up
-with paged `XRANGE` reads (waiting on its own outbox: backpressure), then
-joins the shared reader from where it stopped.
+Workers write each output entry of a job twice, in the same script: to the
+job's own stream `grizz:job:{id}` (which catch-up and `resume` read) and to
+the inbox stream of every gateway registered for the job's user
+(`queue/scripts.py`, `emit`). So a gateway follows all its devices' jobs with
+one blocking `XREAD` of its own inbox, whatever the number of jobs in flight;
+an earlier version read every followed job's stream in one `XREAD`, and with
+hundreds of replies streaming, packing and scanning those keys on every
+wake-up was the gateway's largest cost.
+
+Registration: the gateway adds itself to `grizz:user:{user}:gateways` (a
+zset scored by expiry) when the first device of a user connects, before that
+device can follow anything, renews every registration every
+`REGISTRATION_S / 3`, and removes it when the user's last device leaves.
+Every entry written after registration therefore reaches the inbox; entries
+written before are in the job's stream.
+
+Following a job: a device that starts from an old entry first catches up
+with paged `XRANGE` reads of the job's stream (waiting on its own outbox:
+backpressure) while inbox entries for that job are held back for it; then
+the held entries after its cursor are delivered and it goes live. A job
+being queued right now (`fresh`) has no entries yet and goes live at once.
+Entries are delivered in order and at most once per follower (each follower
+keeps the last entry id it delivered).
+
+Self-healing: a followed job with no entries for `IDLE_CHECK_S` is read
+from its stream after the follower's cursor (catches anything the inbox
+missed: a Redis restart that lost the registrations, an inbox trimmed past
+a stalled gateway) and dropped when its stream and record are gone.
 
 Must not import: the store, the core, textual.
 """
@@ -27,10 +47,13 @@ from redis.exceptions import RedisError
 
 from grizz_server import keys
 from grizz_server.aio import check_cancelled
+from grizz_server.queue.scripts import INBOX_MAXLEN
 
 log = logging.getLogger(__name__)
 PAGE = 200
 IDLE_CHECK_S = 5.0
+REGISTRATION_S = 60.0
+"""How long a gateway's registration for a user lives without renewal."""
 TERMINAL = (b"done", b"error")
 
 Deliver = Callable[[str, dict[bytes, bytes], bool], Awaitable[None]]
@@ -38,6 +61,7 @@ Deliver = Callable[[str, dict[bytes, bytes], bool], Awaitable[None]]
 catching up (`live` False) it may wait; from the shared reader it must not."""
 Gone = Callable[[], Awaitable[None]]
 """Called when the job's stream no longer exists."""
+Entry = tuple[str, dict[bytes, bytes]]
 
 
 @dataclass(eq=False)
@@ -47,6 +71,8 @@ class Follower:
     cursor: str
     live: bool = False
     """False while catching up on its own; True once the shared reader feeds it."""
+    held: list[Entry] = field(default_factory=list)
+    """Inbox entries that arrived while catching up."""
 
 
 @dataclass
@@ -55,45 +81,111 @@ class _Job:
     last_seen: float = field(default_factory=time.monotonic)
 
 
+def _sort_key(entry: str) -> tuple[int, int]:
+    ms, _, seq = entry.partition("-")
+    return int(ms), int(seq or 0)
+
+
 def _after(a: str, b: str) -> bool:
     """True when entry id `a` comes after `b`."""
-
-    def key(entry: str) -> tuple[int, int]:
-        ms, _, seq = entry.partition("-")
-        return int(ms), int(seq or 0)
-
-    return key(a) > key(b)
+    return _sort_key(a) > _sort_key(b)
 
 
 class JobStreams:
-    """Follow job output streams for many devices over two Redis connections."""
+    """Follow job output streams for many devices through one inbox stream."""
 
     def __init__(self, redis: Redis, block_ms: int) -> None:
         self.redis = redis
         self.block_ms = block_ms
         self.jobs: dict[str, _Job] = {}
-        self.wake_key = f"{keys.PREFIX}:gateway:{uuid.uuid4().hex}:wake"
-        self._wake_id = "0-0"
-        self._task: asyncio.Task[None] | None = None
+        self.gateway_id = uuid.uuid4().hex
+        self.inbox = keys.gateway_inbox(self.gateway_id)
+        self.users: dict[str, int] = {}
+        """User id → devices of that user on this gateway (registered users)."""
+        self._inbox_id = "$"
+        self._tasks: list[asyncio.Task[None]] = []
         self._catching_up: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        entry = await self.redis.xadd(
-            self.wake_key, {"w": "0"}, maxlen=10, approximate=True
+        # The reader keeps the last inbox id it saw (XREAD from "$" would miss
+        # entries written between two reads) and starts from a marker entry:
+        # ids come from Redis's clock, not this host's.
+        marker = await self.redis.xadd(
+            self.inbox, {"m": "start"}, maxlen=INBOX_MAXLEN, approximate=True
         )
-        self._wake_id = entry.decode()
-        await self.redis.expire(self.wake_key, 7 * 86_400)
-        self._task = asyncio.create_task(self._run())
+        self._inbox_id = marker.decode()
+        await self.redis.pexpire(self.inbox, int(REGISTRATION_S * 2000))
+        self._tasks = [
+            asyncio.create_task(self._run()),
+            asyncio.create_task(self._renew()),
+        ]
 
     async def stop(self) -> None:
-        for task in list(self._catching_up):
+        for task in [*self._catching_up, *self._tasks]:
             task.cancel()
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
         with contextlib.suppress(RedisError, OSError):
-            await self.redis.delete(self.wake_key)
+            pipe = self.redis.pipeline(transaction=False)
+            for user in self.users:
+                pipe.zrem(keys.user_gateways(user), self.gateway_id)
+            pipe.delete(self.inbox)
+            await pipe.execute()
+
+    # -- registration -----------------------------------------------------------
+
+    async def add_user(self, user_id: str) -> None:
+        """A device of `user_id` connected: make sure its jobs reach the inbox.
+
+        Returns once registered (or, when Redis is unreachable, after trying:
+        the idle check and the renewal recover what that misses)."""
+        count = self.users.get(user_id, 0)
+        self.users[user_id] = count + 1
+        if count == 0:
+            with contextlib.suppress(RedisError, OSError):
+                await self._register([user_id])
+
+    async def remove_user(self, user_id: str) -> None:
+        count = self.users.get(user_id, 0) - 1
+        if count > 0:
+            self.users[user_id] = count
+            return
+        self.users.pop(user_id, None)
+        with contextlib.suppress(RedisError, OSError):
+            await self.redis.zrem(keys.user_gateways(user_id), self.gateway_id)
+
+    async def register_again(self, users: list[str]) -> None:
+        """Renew these users' registrations now (after Redis came back)."""
+        users = [user for user in users if user in self.users]
+        if users:
+            await self._register(users)
+
+    async def _register(self, users: list[str]) -> None:
+        expires = int((time.time() + REGISTRATION_S) * 1000)
+        pipe = self.redis.pipeline(transaction=False)
+        for user in users:
+            key = keys.user_gateways(user)
+            pipe.zadd(key, {self.gateway_id: expires})
+            pipe.zremrangebyscore(key, "-inf", int(time.time() * 1000))
+            pipe.pexpire(key, int(REGISTRATION_S * 2000))
+        pipe.pexpire(self.inbox, int(REGISTRATION_S * 2000))
+        await pipe.execute()
+
+    async def _renew(self) -> None:
+        while True:
+            check_cancelled()
+            await asyncio.sleep(REGISTRATION_S / 3)
+            users = list(self.users)
+            try:
+                for i in range(0, len(users), 1000):
+                    await self._register(users[i : i + 1000])
+                if not users:
+                    await self.redis.pexpire(self.inbox, int(REGISTRATION_S * 2000))
+            except (RedisError, OSError) as exc:
+                log.warning("could not renew registrations", extra={"error": str(exc)})
+
+    # -- following --------------------------------------------------------------
 
     def follow(
         self,
@@ -106,9 +198,9 @@ class JobStreams:
     ) -> Follower:
         """Deliver job `job_id`'s entries after `after`, catching up first.
 
-        `fresh`: the job is being queued right now, so its stream is empty and
-        the follower joins the shared reader at once; the caller wakes the
-        reader (the ENQUEUE script XADDs to `wake_key`).
+        `fresh`: the job is being queued right now by this gateway for a
+        registered user, so every entry it will have reaches the inbox and
+        the follower goes live at once.
         """
         follower = Follower(deliver, gone, after, live=fresh)
         self.jobs.setdefault(job_id, _Job()).followers.add(follower)
@@ -127,33 +219,59 @@ class JobStreams:
                 del self.jobs[job_id]
 
     async def _catch_up(self, job_id: str, follower: Follower) -> None:
-        key = keys.job_out(job_id)
         try:
-            while True:
-                entries = await self.redis.xrange(
-                    key,
-                    f"({follower.cursor}" if follower.cursor != "0" else "-",
-                    "+",
-                    count=PAGE,
-                )
-                for entry_id, fields in entries:
-                    follower.cursor = entry_id.decode()
-                    await follower.deliver(follower.cursor, fields, False)
-                    if fields.get(b"k") in TERMINAL:
-                        self.unfollow(job_id, follower)
+            if await self._read_stream(job_id, follower):
+                return
+            # entries held back meanwhile: deliver those after the cursor
+            while follower.held:
+                held, follower.held = follower.held, []
+                for entry, fields in held:
+                    if await self._deliver(job_id, follower, entry, fields, False):
                         return
-                if len(entries) < PAGE:
-                    break
             follower.live = True
-            await self._wake()
         except (RedisError, OSError):
-            follower.live = True  # the shared reader retries from its cursor
+            follower.live = True  # the idle check reads what it missed
         except Exception:
             log.exception("catch-up failed", extra={"job": job_id})
             self.unfollow(job_id, follower)
 
-    async def _wake(self) -> None:
-        await self.redis.xadd(self.wake_key, {"w": "1"}, maxlen=10, approximate=True)
+    async def _read_stream(self, job_id: str, follower: Follower) -> bool:
+        """Deliver the job's stream after the follower's cursor; True at its end."""
+        key = keys.job_out(job_id)
+        while True:
+            entries = await self.redis.xrange(
+                key,
+                f"({follower.cursor}" if follower.cursor != "0" else "-",
+                "+",
+                count=PAGE,
+            )
+            for entry_id, fields in entries:
+                if await self._deliver(
+                    job_id, follower, entry_id.decode(), fields, follower.live
+                ):
+                    return True
+            if len(entries) < PAGE:
+                return False
+
+    async def _deliver(
+        self,
+        job_id: str,
+        follower: Follower,
+        entry: str,
+        fields: dict[bytes, bytes],
+        live: bool,
+    ) -> bool:
+        """Deliver one entry if it is new to the follower; True if it ended the job."""
+        if not _after(entry, follower.cursor):
+            return False
+        follower.cursor = entry
+        await follower.deliver(entry, fields, live)
+        if fields.get(b"k") in TERMINAL:
+            self.unfollow(job_id, follower)
+            return True
+        return False
+
+    # -- the inbox reader -------------------------------------------------------
 
     async def _run(self) -> None:
         while True:
@@ -166,33 +284,23 @@ class JobStreams:
                 await asyncio.sleep(0.5)
 
     async def _read_once(self) -> None:
-        streams: dict[str, str] = {self.wake_key: self._wake_id}
-        for job_id, job in self.jobs.items():
-            cursors = [f.cursor for f in job.followers if f.live]
-            if cursors:
-                streams[keys.job_out(job_id)] = min(cursors, key=_sort_key)
-        reply = await self.redis.xread(streams, count=PAGE, block=self.block_ms)
-        for key, entries in reply or []:
-            name = key.decode()
-            if name == self.wake_key:
-                self._wake_id = entries[-1][0].decode()
-                continue
-            await self._dispatch(name.removeprefix(keys.job_out("")), entries)
-
-    async def _dispatch(self, job_id: str, entries: list) -> None:  # type: ignore[type-arg]
-        job = self.jobs.get(job_id)
-        if job is None:
-            return
-        job.last_seen = time.monotonic()
-        for entry_id, fields in entries:
-            entry = entry_id.decode()
-            for follower in list(job.followers):
-                if follower.live and _after(entry, follower.cursor):
-                    follower.cursor = entry
-                    await follower.deliver(entry, fields, True)
-            if fields.get(b"k") in TERMINAL:
-                self.jobs.pop(job_id, None)
-                return
+        reply = await self.redis.xread(
+            {self.inbox: self._inbox_id}, count=PAGE * 5, block=self.block_ms
+        )
+        for _key, entries in reply or []:
+            self._inbox_id = entries[-1][0].decode()
+            for _inbox_entry, fields in entries:
+                job_id = fields.pop(b"j", b"").decode()
+                entry = fields.pop(b"e", b"").decode()
+                job = self.jobs.get(job_id)
+                if job is None or not entry:
+                    continue
+                job.last_seen = time.monotonic()
+                for follower in list(job.followers):
+                    if follower.live:
+                        await self._deliver(job_id, follower, entry, fields, True)
+                    else:
+                        follower.held.append((entry, fields))
 
     async def _check_idle(self) -> None:
         now = time.monotonic()
@@ -204,8 +312,7 @@ class JobStreams:
                 self.jobs.pop(job_id, None)
                 for follower in job.followers:
                     await follower.gone()
-
-
-def _sort_key(entry: str) -> tuple[int, int]:
-    ms, _, seq = entry.partition("-")
-    return int(ms), int(seq or 0)
+                continue
+            for follower in list(job.followers):
+                if follower.live:
+                    await self._read_stream(job_id, follower)

@@ -185,14 +185,12 @@ class JobQueue:
         reply_id: str,
         conversation_id: str,
         tz: str,
-        wake_key: str,
         event: dict[str, Any] | None = None,
     ) -> tuple[str, str]:
         """Queue a job, idempotent by id: ("queued", entry) or ("exists", state).
 
-        In the same script, when the job is new: `wake_key` (the calling
-        gateway's job-stream reader) is woken so it follows the job's output
-        at once, and `event` is published to the user's devices.
+        In the same script, when the job is new, `event` is published to the
+        user's devices.
         """
         status, detail = await self._run(
             "ENQUEUE",
@@ -202,7 +200,6 @@ class JobQueue:
                 keys.INFLIGHT,
                 keys.user_active(user_id),
                 keys.user_changes(user_id),
-                wake_key,
             ],
             [
                 job_id,
@@ -380,14 +377,20 @@ class JobQueue:
             keys.DLQ,
             keys.INFLIGHT,
             keys.user_active(d.user_id),
+            keys.user_gateways(d.user_id),
         ]
 
     async def append(self, a: Attempt, entries: Sequence[Entry]) -> bool:
         """Add entries, in order, to the job's output stream; False when fenced off."""
+        d = a.delivery
         done = await self._run(
             "APPEND",
-            [keys.job_info(a.delivery.job_id), keys.job_out(a.delivery.job_id)],
-            [a.token, a.attempt, *_flatten(entries)],
+            [
+                keys.job_info(d.job_id),
+                keys.job_out(d.job_id),
+                keys.user_gateways(d.user_id),
+            ],
+            [a.token, a.attempt, d.job_id, *_flatten(entries)],
         )
         return done is not None
 
@@ -459,6 +462,7 @@ class JobQueue:
                     keys.INFLIGHT,
                     keys.user_active(d.user_id),
                     keys.user_changes(d.user_id),
+                    keys.user_gateways(d.user_id),
                 ],
                 [
                     a.token,

@@ -25,8 +25,41 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
-# KEYS: 1 jobs, 2 info, 3 lease, 4 out, 5 dlq, 6 inflight, 7 active
-_DEAD_LETTER = """
+INBOX_KEY = "grizz:gateway:{gateway}:inbox"
+"""Must equal `keys.gateway_inbox` (a test checks); Lua builds it from the id."""
+INBOX_MAXLEN = 50_000
+
+# Every entry of a job's output stream is written by emit(): to the job's
+# stream (`out`, which resume and catch-up read) and, in the same script, to
+# the inbox stream of every gateway that currently holds a device of the
+# job's user (`gws`, from live_gateways()). Each gateway then follows all the
+# jobs of its devices with one blocking read of its own inbox, however many
+# jobs are in flight.
+_EMIT = (
+    """
+local function live_gateways(key)
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  return redis.call('ZRANGEBYSCORE', key, now, '+inf')
+end
+
+local function emit(out, gws, job, fields)
+  local id = redis.call('XADD', out, '*', unpack(fields))
+  for _, gw in ipairs(gws) do
+    redis.call('XADD', 'grizz:gateway:' .. gw .. ':inbox', 'MAXLEN', '~', """
+    + str(INBOX_MAXLEN)
+    + """,
+      '*', 'j', job, 'e', id, unpack(fields))
+  end
+  return id
+end
+"""
+)
+
+# KEYS: 1 jobs, 2 info, 3 lease, 4 out, 5 dlq, 6 inflight, 7 active, 8 gateways
+_DEAD_LETTER = (
+    _EMIT
+    + """
 local function dead_letter(group, entry, job, attempt, code, reason, out_ttl, info_ttl, dlq_max)
   if entry and entry ~= '' then
     redis.call('XACK', KEYS[1], group, entry)
@@ -38,12 +71,14 @@ local function dead_letter(group, entry, job, attempt, code, reason, out_ttl, in
   redis.call('XADD', KEYS[5], 'MAXLEN', '~', dlq_max, '*', 'job', job,
     'user', redis.call('HGET', KEYS[2], 'user') or '', 'attempts', attempt,
     'code', code, 'reason', reason)
-  redis.call('XADD', KEYS[4], '*', 'a', attempt, 'k', 'error', 'c', code, 't', reason)
+  emit(KEYS[4], live_gateways(KEYS[8]), job,
+    {'a', attempt, 'k', 'error', 'c', code, 't', reason})
   redis.call('EXPIRE', KEYS[4], out_ttl)
   redis.call('ZREM', KEYS[6], job)
   redis.call('ZREM', KEYS[7], job)
 end
 """
+)
 
 ADMIT = (
     _NOW
@@ -75,7 +110,7 @@ return {'ok', ''}
 ENQUEUE = (
     _NOW
     + """
--- KEYS: 1 jobs, 2 info, 3 inflight, 4 active, 5 changes channel, 6 wake stream
+-- KEYS: 1 jobs, 2 info, 3 inflight, 4 active, 5 changes channel
 -- ARGV: 1 job, 2 user, 3 message, 4 reply, 5 conv, 6 tz, 7 jobs_maxlen,
 --       8 event json (published to KEYS[5] when queued; '' for none)
 if redis.call('EXISTS', KEYS[2]) == 1 then
@@ -88,8 +123,6 @@ redis.call('HSET', KEYS[2], 'user', ARGV[2], 'message', ARGV[3], 'reply', ARGV[4
   'entry', entry, 'token', '', 'created', now)
 redis.call('ZADD', KEYS[3], now, ARGV[1])
 redis.call('ZADD', KEYS[4], now, ARGV[1])
--- wake the gateway's job-stream reader so it follows the new job's stream
-redis.call('XADD', KEYS[6], 'MAXLEN', '~', 10, '*', 'w', '1')
 if ARGV[8] ~= '' then redis.call('PUBLISH', KEYS[5], ARGV[8]) end
 return {'queued', entry}
 """
@@ -134,31 +167,36 @@ if attempt > tonumber(ARGV[6]) or deliveries > tonumber(ARGV[7]) then
 end
 redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[4])
 redis.call('HSET', KEYS[2], 'state', 'running', 'token', ARGV[3], 'owner', ARGV[5])
-local kind = 'start'
-if attempt > 1 then kind = 'restart' end
-redis.call('XADD', KEYS[4], '*', 'a', attempt, 'k', kind)
+if attempt > 1 then
+  emit(KEYS[4], live_gateways(KEYS[8]), ARGV[11], {'a', attempt, 'k', 'restart'})
+else  -- devices see nothing for `start`: it stays out of the inboxes
+  redis.call('XADD', KEYS[4], '*', 'a', attempt, 'k', 'start')
+end
 redis.call('EXPIRE', KEYS[4], ARGV[8])
 local f = redis.call('HMGET', KEYS[2], 'user', 'message', 'reply', 'conv', 'tz')
 return {'run', tostring(attempt), f[1], f[2], f[3], f[4], f[5]}
 """
 )
 
-# Appends entries (kind, text, extra triples from ARGV[3] on) in order.
-_APPEND_ENTRIES = """
-local function append_entries(out, attempt, first)
+# Emits entries given as (kind, text, extra) triples from ARGV[first] on.
+_APPEND_ENTRIES = (
+    _EMIT
+    + """
+local function append_entries(out, gws, job, attempt, first)
   for i = first, #ARGV, 3 do
-    redis.call('XADD', out, '*', 'a', attempt, 'k', ARGV[i], 't', ARGV[i + 1],
-      'x', ARGV[i + 2])
+    emit(out, gws, job, {'a', attempt, 'k', ARGV[i], 't', ARGV[i + 1], 'x', ARGV[i + 2]})
   end
 end
 """
+)
 
 APPEND = (
     _APPEND_ENTRIES
     + """
--- KEYS: 1 info, 2 out; ARGV: 1 token, 2 attempt, 3.. (kind, text, extra) triples
+-- KEYS: 1 info, 2 out, 3 gateways
+-- ARGV: 1 token, 2 attempt, 3 job, 4.. (kind, text, extra) triples
 if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return false end
-append_entries(KEYS[2], ARGV[2], 3)
+append_entries(KEYS[2], live_gateways(KEYS[3]), ARGV[3], ARGV[2], 4)
 return 1
 """
 )
@@ -180,13 +218,15 @@ return 1
 FINISH = (
     _APPEND_ENTRIES
     + """
--- KEYS: 1 jobs, 2 info, 3 lease, 4 out, 5 inflight, 6 active, 7 changes channel
+-- KEYS: 1 jobs, 2 info, 3 lease, 4 out, 5 inflight, 6 active, 7 changes channel,
+--       8 gateways
 -- ARGV: 1 token, 2 group, 3 entry, 4 job, 5 message_json, 6 out_ttl, 7 info_ttl,
 --       8 event json ('' for none), 9.. entries still to append before `done`
 if redis.call('HGET', KEYS[2], 'token') ~= ARGV[1] then return 0 end
 local attempt = redis.call('HGET', KEYS[2], 'attempt')
-append_entries(KEYS[4], attempt, 9)
-redis.call('XADD', KEYS[4], '*', 'a', attempt, 'k', 'done', 't', ARGV[5])
+local gws = live_gateways(KEYS[8])
+append_entries(KEYS[4], gws, ARGV[4], attempt, 9)
+emit(KEYS[4], gws, ARGV[4], {'a', attempt, 'k', 'done', 't', ARGV[5]})
 redis.call('EXPIRE', KEYS[4], ARGV[6])
 redis.call('XACK', KEYS[1], ARGV[2], ARGV[3])
 redis.call('XDEL', KEYS[1], ARGV[3])
@@ -204,7 +244,8 @@ FAIL = (
     _DEAD_LETTER
     + _NOW
     + """
--- KEYS: 1 jobs, 2 info, 3 lease, 4 out, 5 dlq, 6 inflight, 7 active, 8 delayed
+-- KEYS: 1 jobs, 2 info, 3 lease, 4 out, 5 dlq, 6 inflight, 7 active, 8 gateways,
+--       9 delayed
 -- ARGV: 1 token, 2 group, 3 entry, 4 job, 5 code, 6 reason, 7 retryable,
 --       8 max_attempts, 9 delay_ms, 10 out_ttl, 11 info_ttl, 12 dlq_max
 if redis.call('HGET', KEYS[2], 'token') ~= ARGV[1] then return {'fenced', ''} end
@@ -214,8 +255,9 @@ if ARGV[7] == '1' and attempt < tonumber(ARGV[8]) then
   redis.call('XDEL', KEYS[1], ARGV[3])
   redis.call('DEL', KEYS[3])
   redis.call('HSET', KEYS[2], 'state', 'retrying', 'token', '', 'entry', '')
-  redis.call('ZADD', KEYS[8], now + tonumber(ARGV[9]), ARGV[4])
-  redis.call('XADD', KEYS[4], '*', 'a', attempt, 'k', 'retry', 't', ARGV[6], 'x', ARGV[9])
+  redis.call('ZADD', KEYS[9], now + tonumber(ARGV[9]), ARGV[4])
+  emit(KEYS[4], live_gateways(KEYS[8]), ARGV[4],
+    {'a', attempt, 'k', 'retry', 't', ARGV[6], 'x', ARGV[9]})
   return {'retry', tostring(attempt)}
 end
 dead_letter(ARGV[2], ARGV[3], ARGV[4], attempt, ARGV[5], ARGV[6], ARGV[10], ARGV[11], ARGV[12])

@@ -124,22 +124,39 @@ class OpenAICompatProvider:
         headers = {"User-Agent": "grizz"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
-        limits = (
-            httpx.Limits(
-                max_connections=max_connections,
-                max_keepalive_connections=max_connections,
+        # httpcore's pool scans all its connections, twice over, on every
+        # request and release (quadratic in 1.0.9): past ~10 connections the
+        # scan costs more than the request. A provider sized for many
+        # replies at once spreads them over clients of POOL_SHARD connections.
+        shards = _pool_limits(max_connections)
+        # one TLS context for all shards: each costs ~40 ms to create
+        tls: dict[str, Any] = (
+            {"verify": httpx.create_ssl_context()} if len(shards) > 1 else {}
+        )
+        self._clients = [
+            httpx.AsyncClient(
+                headers=headers,
+                timeout=httpx.Timeout(timeout, connect=min(timeout, 15.0)),
+                limits=limits,
+                **tls,
             )
-            if max_connections > 0
-            else httpx.Limits()
-        )
-        self._client = httpx.AsyncClient(
-            headers=headers,
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 15.0)),
-            limits=limits,
-        )
+            for limits in shards
+        ]
+        self._busy = [0] * len(self._clients)
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        for client in self._clients:
+            await client.aclose()
+
+    @contextlib.asynccontextmanager
+    async def _client(self) -> AsyncIterator[httpx.AsyncClient]:
+        """The client with the fewest requests in flight, for one request."""
+        index = min(range(len(self._clients)), key=self._busy.__getitem__)
+        self._busy[index] += 1
+        try:
+            yield self._clients[index]
+        finally:
+            self._busy[index] -= 1
 
     def _body(
         self,
@@ -178,7 +195,10 @@ class OpenAICompatProvider:
         while True:
             body = self._body(messages, tools, stream)
             try:
-                async with self._client.stream("POST", url, json=body) as response:
+                async with (
+                    self._client() as client,
+                    client.stream("POST", url, json=body) as response,
+                ):
                     if response.status_code >= 400:
                         await response.aread()
                         error = self._http_error(response)
@@ -379,6 +399,18 @@ class OpenAICompatProvider:
         )
         if done:
             await _read_to_end(payloads)
+
+
+POOL_SHARD = 8
+
+
+def _pool_limits(max_connections: int) -> list[httpx.Limits]:
+    """One `Limits` per client: httpx's defaults, or shards of POOL_SHARD."""
+    if max_connections <= 0:
+        return [httpx.Limits()]
+    shards = -(-max_connections // POOL_SHARD)
+    size = -(-max_connections // shards)
+    return [httpx.Limits(max_connections=size, max_keepalive_connections=size)] * shards
 
 
 async def _read_to_end(payloads: AsyncIterator[str]) -> None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 import uuid
 
 from redis.asyncio import Redis
 
 from grizz_server import keys
+from grizz_server.queue import scripts
 from grizz_server.queue.jobs import (
     Attempt,
     Delivery,
@@ -17,8 +19,6 @@ from grizz_server.queue.jobs import (
     reply_id_for,
 )
 from grizz_server.settings import ServerSettings
-
-WAKE = f"{keys.PREFIX}:gateway:test:wake"
 
 
 async def _enqueue(queue: JobQueue, user: str = "u1") -> str:
@@ -32,7 +32,6 @@ async def _enqueue(queue: JobQueue, user: str = "u1") -> str:
         reply_id=reply_id_for(job_id),
         conversation_id="conv",
         tz="UTC",
-        wake_key=WAKE,
     )
     assert status == "queued"
     return job_id
@@ -86,7 +85,6 @@ async def test_the_same_message_is_one_job(queue: JobQueue) -> None:
         reply_id="r",
         conversation_id="c",
         tz="",
-        wake_key=WAKE,
     )
     assert status == "exists"
     assert len(await queue.read(10, 50)) == 1
@@ -256,9 +254,7 @@ async def test_a_failed_reservation_is_given_back(
     assert await aredis.zcard(keys.INFLIGHT) == 0
 
 
-async def test_enqueue_wakes_the_gateway_and_announces_the_job(
-    queue: JobQueue, aredis: Redis
-) -> None:
+async def test_enqueue_announces_a_new_job_once(queue: JobQueue, aredis: Redis) -> None:
     pubsub = aredis.pubsub(ignore_subscribe_messages=True)
     await pubsub.subscribe(keys.user_changes("u1"))
     try:
@@ -273,7 +269,6 @@ async def test_enqueue_wakes_the_gateway_and_announces_the_job(
                 reply_id=reply_id_for(job_id),
                 conversation_id="c",
                 tz="",
-                wake_key=WAKE,
                 event=event,
             )
             assert status == expected
@@ -284,9 +279,36 @@ async def test_enqueue_wakes_the_gateway_and_announces_the_job(
                 break
         assert message is not None and b'"job_id"' in message["data"]
         assert await pubsub.get_message(timeout=0.2) is None  # announced once
-        assert await aredis.xlen(WAKE) == 1  # woken once
     finally:
         await pubsub.aclose()
+
+
+async def test_output_entries_are_copied_to_the_users_live_gateways(
+    queue: JobQueue, aredis: Redis
+) -> None:
+    now_ms = int(time.time() * 1000)
+    await aredis.zadd(
+        keys.user_gateways("u1"), {"gw-live": now_ms + 60_000, "gw-gone": now_ms - 1}
+    )
+    await aredis.zadd(keys.user_gateways("u2"), {"gw-other": now_ms + 60_000})
+    job_id = await _enqueue(queue)
+    attempt = await _begin_one(queue)
+    assert await queue.append(attempt, [("chunk", "Hi", "")])
+    assert await queue.finish(attempt, {"content": "Hi"})
+    out = await aredis.xrange(keys.job_out(job_id))
+    inbox = await aredis.xrange(keys.gateway_inbox("gw-live"))
+    # every entry but `start` (which devices never see), with its job and id
+    assert [(f[b"j"].decode(), f[b"e"], f[b"k"]) for _, f in inbox] == [
+        (job_id, entry_id, fields[b"k"])
+        for entry_id, fields in out
+        if fields[b"k"] != b"start"
+    ]
+    assert [f[b"k"] for _, f in inbox] == [b"chunk", b"done"]
+    assert inbox[0][1][b"t"] == b"Hi"
+    assert not await aredis.exists(keys.gateway_inbox("gw-gone"))
+    assert not await aredis.exists(keys.gateway_inbox("gw-other"))
+    # the Lua scripts build the inbox name themselves
+    assert scripts.INBOX_KEY.format(gateway="x") == keys.gateway_inbox("x")
 
 
 async def test_finish_writes_the_last_entries_before_done_and_publishes(

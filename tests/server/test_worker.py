@@ -82,3 +82,26 @@ async def test_the_reply_row_is_written_once_whole(
     assert stored.metadata["reply_to"] == accepted.message_id
     assert stored.metadata["finish_reason"] == "stop"
     await device.close()
+
+
+async def test_a_lost_gateway_registration_heals_from_the_job_stream(
+    stack: Stack,
+    provider_env: FakeOpenAI,
+    aredis: Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Entries reach a gateway through its inbox only while it is registered for
+    the user; if Redis loses that (a restart without persistence), the idle
+    check reads the job's own stream and the device still gets every chunk."""
+    from grizz_server.gateway import streams
+
+    monkeypatch.setattr(streams, "IDLE_CHECK_S", 0.3)
+    text = "Slowly, slowly, the bear walks home."
+    provider_env.enqueue(Text(text, chunk=4, delay=0.05))
+    device = await stack.device("alice")
+    await device.wait_for(lambda: device.frame(p.Welcome))
+    await aredis.delete(keys.user_gateways(stack.user_ids["alice"]))
+    accepted = await device.say("Walk with me?")
+    reply = await device.finished(accepted.job_id)
+    assert reply.text == text and reply.done is not None
+    await device.close()

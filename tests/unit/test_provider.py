@@ -181,3 +181,15 @@ async def test_consecutive_streams_reuse_one_connection(
     finally:
         await provider.aclose()
     assert len(fake_openai.peers) == 3 and len(set(fake_openai.peers)) == 1
+
+
+def test_a_large_pool_is_split_into_small_ones() -> None:
+    from grizz_tui.core.provider import POOL_SHARD, _pool_limits
+
+    assert len(_pool_limits(0)) == 1  # grizz ask and the app: httpx's defaults
+    shards = _pool_limits(64)
+    assert len(shards) == 64 // POOL_SHARD
+    assert sum(limits.max_connections or 0 for limits in shards) == 64
+    assert all(
+        (limits.max_connections or 0) <= POOL_SHARD for limits in _pool_limits(13)
+    )
