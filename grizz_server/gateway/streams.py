@@ -162,12 +162,15 @@ class JobStreams:
             await self._register(users)
 
     async def _register(self, users: list[str]) -> None:
-        expires = int((time.time() + REGISTRATION_S) * 1000)
+        # scores are on Redis's clock, which the scripts compare them with
+        seconds, micros = await self.redis.time()
+        now_ms = int(seconds) * 1000 + int(micros) // 1000
+        expires = now_ms + int(REGISTRATION_S * 1000)
         pipe = self.redis.pipeline(transaction=False)
         for user in users:
             key = keys.user_gateways(user)
             pipe.zadd(key, {self.gateway_id: expires})
-            pipe.zremrangebyscore(key, "-inf", int(time.time() * 1000))
+            pipe.zremrangebyscore(key, "-inf", now_ms)  # gateways that died
             pipe.pexpire(key, int(REGISTRATION_S * 2000))
         pipe.pexpire(self.inbox, int(REGISTRATION_S * 2000))
         await pipe.execute()

@@ -6,8 +6,10 @@ import asyncio
 import dataclasses
 import time
 import uuid
+from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
 
 from grizz_server import keys
 from grizz_server.queue import scripts
@@ -254,6 +256,15 @@ async def test_a_failed_reservation_is_given_back(
     assert await aredis.zcard(keys.INFLIGHT) == 0
 
 
+async def _next_message(pubsub: PubSub) -> dict[str, Any] | None:
+    """The next published message, waiting up to 2.5 s."""
+    for _ in range(50):
+        message = await pubsub.get_message(timeout=0.05)
+        if message:
+            return message
+    return None
+
+
 async def test_enqueue_announces_a_new_job_once(queue: JobQueue, aredis: Redis) -> None:
     pubsub = aredis.pubsub(ignore_subscribe_messages=True)
     await pubsub.subscribe(keys.user_changes("u1"))
@@ -272,11 +283,7 @@ async def test_enqueue_announces_a_new_job_once(queue: JobQueue, aredis: Redis) 
                 event=event,
             )
             assert status == expected
-        message = None
-        for _ in range(50):
-            message = await pubsub.get_message(timeout=0.05)
-            if message:
-                break
+        message = await _next_message(pubsub)
         assert message is not None and b'"job_id"' in message["data"]
         assert await pubsub.get_message(timeout=0.2) is None  # announced once
     finally:
@@ -334,11 +341,7 @@ async def test_finish_writes_the_last_entries_before_done_and_publishes(
             ("chunk", "lo"),
             ("done", '{"content": "Hello"}'),
         ]
-        message = None
-        for _ in range(50):
-            message = await pubsub.get_message(timeout=0.05)
-            if message:
-                break
+        message = await _next_message(pubsub)
         assert message is not None and b'"cursor": 7' in message["data"]
     finally:
         await pubsub.aclose()
