@@ -41,6 +41,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -306,16 +307,56 @@ class JobStreams:
                         follower.held.append((entry, fields))
 
     async def _check_idle(self) -> None:
+        """Jobs quiet for `IDLE_CHECK_S`: drop the gone, read the rest's streams.
+
+        Two pipelined round trips however many jobs are idle (a backlog of
+        queued jobs is idle until a worker takes them).
+        """
         now = time.monotonic()
-        for job_id, job in list(self.jobs.items()):
-            if now - job.last_seen < IDLE_CHECK_S:
-                continue
+        idle = [
+            (job_id, job)
+            for job_id, job in self.jobs.items()
+            if now - job.last_seen >= IDLE_CHECK_S
+        ]
+        if not idle:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id, job in idle:
             job.last_seen = now
-            if not await self.redis.exists(keys.job_out(job_id), keys.job_info(job_id)):
+            pipe.exists(keys.job_out(job_id), keys.job_info(job_id))
+        found = await pipe.execute()
+        reading: list[tuple[str, list[Follower]]] = []
+        pipe = self.redis.pipeline(transaction=False)
+        for (job_id, job), exists in zip(idle, found, strict=True):
+            if not exists:
                 self.jobs.pop(job_id, None)
                 for follower in job.followers:
                     await follower.gone()
                 continue
-            for follower in list(job.followers):
-                if follower.live:
-                    await self._read_stream(job_id, follower)
+            live = [f for f in job.followers if f.live]
+            if live:
+                start = min((f.cursor for f in live), key=_sort_key)
+                pipe.xrange(
+                    keys.job_out(job_id),
+                    f"({start}" if start != "0" else "-",
+                    "+",
+                    count=PAGE,
+                )
+                reading.append((job_id, live))
+        if reading:
+            await self._heal(reading, await pipe.execute())
+
+    async def _heal(
+        self, reading: list[tuple[str, list[Follower]]], pages: list[list[Any]]
+    ) -> None:
+        """Deliver what the idle check read from job streams to their followers."""
+        for (job_id, live), entries in zip(reading, pages, strict=True):
+            for follower in live:
+                for entry_id, fields in entries:
+                    if await self._deliver(
+                        job_id, follower, entry_id.decode(), fields, True
+                    ):
+                        break
+                else:
+                    if len(entries) == PAGE:  # more than a page behind
+                        await self._read_stream(job_id, follower)
