@@ -4,6 +4,7 @@ OpenAI-compatible fake provider on a real socket (tests/fakes/openai_server.py).
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,14 @@ import pytest
 
 from grizz_tui.store.db import Database
 from tests.fakes.openai_server import FakeOpenAI
+
+# A command started with `&` from a non-interactive shell (`cmd &` in a script,
+# some CI runners) inherits SIGINT *ignored*, and an ignored signal stays
+# ignored across exec: the `grizz ask` processes the Ctrl-C tests start would
+# never see the interrupt and exit 0. Handling SIGINT here makes it default again
+# in every child process.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 ISOLATED_ENV = (
     "OPENAI_API_KEY",
