@@ -48,7 +48,7 @@ from redis.exceptions import RedisError
 
 from grizz_server import keys
 from grizz_server.aio import check_cancelled
-from grizz_server.queue.scripts import INBOX_MAXLEN
+from grizz_server.queue.scripts import INBOX_MAXLEN, INBOX_TTL_MS
 
 log = logging.getLogger(__name__)
 PAGE = 200
@@ -115,7 +115,7 @@ class JobStreams:
             self.inbox, {"m": "start"}, maxlen=INBOX_MAXLEN, approximate=True
         )
         self._inbox_id = marker.decode()
-        await self.redis.pexpire(self.inbox, int(REGISTRATION_S * 2000))
+        await self.redis.pexpire(self.inbox, INBOX_TTL_MS)
         self._tasks = [
             asyncio.create_task(self._run()),
             asyncio.create_task(self._renew()),
@@ -173,7 +173,7 @@ class JobStreams:
             pipe.zadd(key, {self.gateway_id: expires})
             pipe.zremrangebyscore(key, "-inf", now_ms)  # gateways that died
             pipe.pexpire(key, int(REGISTRATION_S * 2000))
-        pipe.pexpire(self.inbox, int(REGISTRATION_S * 2000))
+        pipe.pexpire(self.inbox, INBOX_TTL_MS)
         await pipe.execute()
 
     async def _renew(self) -> None:
@@ -185,7 +185,7 @@ class JobStreams:
                 for i in range(0, len(users), 1000):
                     await self._register(users[i : i + 1000])
                 if not users:
-                    await self.redis.pexpire(self.inbox, int(REGISTRATION_S * 2000))
+                    await self.redis.pexpire(self.inbox, INBOX_TTL_MS)
             except (RedisError, OSError) as exc:
                 log.warning("could not renew registrations", extra={"error": str(exc)})
 

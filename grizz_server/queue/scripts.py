@@ -28,6 +28,8 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 INBOX_KEY = "grizz:gateway:{gateway}:inbox"
 """Must equal `keys.gateway_inbox` (a test checks); Lua builds it from the id."""
 INBOX_MAXLEN = 50_000
+INBOX_TTL_MS = 120_000
+"""An inbox no one renews (its gateway died) expires this long after its last entry."""
 
 # Every entry of a job's output stream is written by emit(): to the job's
 # stream (`out`, which resume and catch-up read) and, in the same script, to
@@ -46,10 +48,13 @@ end
 local function emit(out, gws, job, fields)
   local id = redis.call('XADD', out, '*', unpack(fields))
   for _, gw in ipairs(gws) do
-    redis.call('XADD', 'grizz:gateway:' .. gw .. ':inbox', 'MAXLEN', '~', """
+    local inbox = 'grizz:gateway:' .. gw .. ':inbox'
+    redis.call('XADD', inbox, 'MAXLEN', '~', """
     + str(INBOX_MAXLEN)
-    + """,
-      '*', 'j', job, 'e', id, unpack(fields))
+    + """, '*', 'j', job, 'e', id, unpack(fields))
+    redis.call('PEXPIRE', inbox, """
+    + str(INBOX_TTL_MS)
+    + """)
   end
   return id
 end

@@ -312,6 +312,8 @@ async def test_output_entries_are_copied_to_the_users_live_gateways(
     ]
     assert [f[b"k"] for _, f in inbox] == [b"chunk", b"done"]
     assert inbox[0][1][b"t"] == b"Hi"
+    # an inbox whose gateway died expires on its own
+    assert 0 < await aredis.pttl(keys.gateway_inbox("gw-live")) <= scripts.INBOX_TTL_MS
     assert not await aredis.exists(keys.gateway_inbox("gw-gone"))
     assert not await aredis.exists(keys.gateway_inbox("gw-other"))
     # the Lua scripts build the inbox name themselves
