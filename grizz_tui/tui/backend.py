@@ -95,20 +95,28 @@ class Backend:
 
         Imports the core's setup module (httpx): call it after the first paint.
         """
+        state = self._hosted_key()
+        if state != "missing":
+            return state == "unreadable"
+        default = self.settings.sources.get("provider", "default") == "default"
+        return not (default and local_provider_ready())
+
+    def _hosted_key(self) -> str:
+        """Whether a hosted API still lacks its key: "missing", "unreadable"
+        (the key store failed), or "no" (the local model, a server that needs
+        no key, or the key is stored). Imports the core's setup module."""
         if self.settings.provider == "local":
-            return False
+            return "no"
         from grizz_tui import secrets
         from grizz_tui.core import setup
 
         if not setup.needs_key(self.settings.base_url):
-            return False
+            return "no"
         try:
-            if secrets.get_key(self.settings.api_key_name) is not None:
-                return False
+            found = secrets.get_key(self.settings.api_key_name)
         except GrizzError:
-            return True
-        default = self.settings.sources.get("provider", "default") == "default"
-        return not (default and local_provider_ready())
+            return "unreadable"
+        return "no" if found is not None else "missing"
 
     def session(self) -> ChatSession:
         """The chat session, building the provider on first use.
@@ -132,16 +140,10 @@ class Backend:
         """
         if self.settings.provider == "local":
             return True
-        from grizz_tui import secrets
+        if self._hosted_key() != "missing":
+            return False
         from grizz_tui.core import setup
 
-        if not setup.needs_key(self.settings.base_url):
-            return False
-        try:
-            if secrets.get_key(self.settings.api_key_name) is not None:
-                return False
-        except GrizzError:
-            return False
         return setup.local_fallback(self.settings)
 
     def model_pending(self) -> bool:
