@@ -9,12 +9,11 @@ Without the extra these tests are skipped on a developer's machine, but in CI
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-from grizz_tui.core import local_models
+from tests.local.support import use_local_model
 
 
 @pytest.fixture(scope="session")
@@ -25,12 +24,4 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def local_env(models_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The local extra is installed; short replies; a shared models cache."""
-    if not local_models.available():
-        message = "the `local` extra is not installed: pip install -e '.[test,local]'"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    monkeypatch.setenv("GRIZZ_MODELS_DIR", str(models_dir))
-    monkeypatch.setenv("GRIZZ_MAX_TOKENS", "40")
-    monkeypatch.setenv("GRIZZ_LOCAL__N_CTX", "1024")
-    return models_dir
+    return use_local_model(models_dir, monkeypatch)

