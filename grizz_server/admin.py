@@ -22,19 +22,22 @@ from grizz_tui.errors import GrizzError
 
 T = TypeVar("T")
 
-users_app = typer.Typer(
-    help="Add and list the people who may use this server.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
-tokens_app = typer.Typer(
-    help="Issue, list and revoke device tokens (the server keeps only their hashes).",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
+
+def command_group(help: str) -> typer.Typer:
+    """A grizz-server command or group: help on no arguments, plain errors
+    (no rich tracebacks or markup), no shell-completion commands."""
+    return typer.Typer(
+        help=help,
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,
+    )
+
+
+users_app = command_group(help="Add and list the people who may use this server.")
+tokens_app = command_group(
+    help="Issue, list and revoke device tokens (the server keeps only their hashes)."
 )
 
 DbUrl = Annotated[

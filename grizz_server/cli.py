@@ -18,16 +18,12 @@ from typing import Annotated, Any
 
 import typer
 
-from grizz_server.admin import tokens_app, users_app
+from grizz_server.admin import command_group, tokens_app, users_app
 from grizz_server.settings import ServerSettings, load_server_settings
 from grizz_tui.errors import GrizzError
 
-app = typer.Typer(
-    help="grizz-server: sync Grizz across your devices (gateway, queue, workers).",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
+app = command_group(
+    help="grizz-server: sync Grizz across your devices (gateway, queue, workers)."
 )
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
@@ -173,12 +169,8 @@ def check(
     raise typer.Exit(0 if report.healthy else 1)
 
 
-dlq_app = typer.Typer(
-    help="Inspect and retry dead-lettered jobs (replies that failed for good).",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
+dlq_app = command_group(
+    help="Inspect and retry dead-lettered jobs (replies that failed for good)."
 )
 app.add_typer(dlq_app, name="dlq")
 
