@@ -66,8 +66,7 @@ async def generate_reply(ctx: WorkerContext, attempt: Attempt) -> Message:
     )
     if existing is not None and existing.status == Status.COMPLETE:
         log.info("reply already stored; re-publishing", extra={"job": _job(attempt)})
-        output = Output(ctx.queue, attempt)
-        return await _finish(ctx, attempt, user_store, existing, output)
+        return await _finish(ctx, attempt, user_store, existing)
     user_message = await user_store.get_message(attempt.message_id)
     if user_message is None:
         raise LookupError("The message this job answers no longer exists.")
@@ -91,7 +90,7 @@ async def generate_reply(ctx: WorkerContext, attempt: Attempt) -> Message:
                     final = event.message
         if final is None:  # respond() always ends with ReplyFinished or raises
             raise RuntimeError("The reply ended without a final message.")
-        return await _finish(ctx, attempt, user_store, final, output)
+        return await _finish(ctx, attempt, user_store, final, await output.rest())
     finally:
         await output.close()
 
@@ -157,14 +156,14 @@ async def _finish(
     attempt: Attempt,
     store: UserStore,
     message: Message,
-    output: Output,
+    entries: Sequence[Entry] = (),
 ) -> Message:
-    """Write the last entries and `done`, ack the job and tell the user's
+    """Write the last `entries` and `done`, ack the job and tell the user's
     devices, in one script; a lost notice only delays other devices until
     they pull."""
     event = await change_event(store, [message])
     if not await ctx.queue.finish(
-        attempt, message.to_dict(), entries=await output.rest(), event=event
+        attempt, message.to_dict(), entries=entries, event=event
     ):
         raise Fenced
     return message

@@ -58,7 +58,6 @@ class Worker:
         self.name = ctx.queue.consumer
         self.tasks: dict[asyncio.Task[None], Delivery] = {}
         self.stopping = asyncio.Event()
-        self._attempts: dict[asyncio.Task[None], Attempt] = {}
         self._last_reclaim = 0.0
         self._last_promote = 0.0
 
@@ -129,13 +128,11 @@ class Worker:
                 continue
             task = asyncio.create_task(self._run(attempt))
             self.tasks[task] = delivery
-            self._attempts[task] = attempt
             task.add_done_callback(self._forget)
         return True
 
     def _forget(self, task: asyncio.Task[None]) -> None:
         self.tasks.pop(task, None)
-        self._attempts.pop(task, None)
 
     async def _reclaim_stale(self, free: int) -> list[Delivery]:
         period = max(self.settings.block_ms, self.settings.visibility_ms // 4) / 1000
