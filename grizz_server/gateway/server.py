@@ -29,6 +29,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from grizz_server import keys
+from grizz_server.aio import settle_heap
 from grizz_server.gateway.connection import CLOSE_UNAUTHORIZED, Connection
 from grizz_server.gateway.hub import Hub
 from grizz_server.gateway.metrics import Metrics
@@ -253,4 +254,5 @@ async def serve_gateway(settings: ServerSettings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with RunningGateway(settings):
+        settle_heap()
         await stop.wait()

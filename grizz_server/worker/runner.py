@@ -26,7 +26,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from grizz_server import keys
-from grizz_server.aio import check_cancelled
+from grizz_server.aio import check_cancelled, settle_heap
 from grizz_server.queue.jobs import Attempt, Delivery, JobQueue, connect_redis
 from grizz_server.settings import ServerSettings
 from grizz_server.worker.handlers import Fenced, WorkerContext, generate_reply
@@ -290,6 +290,7 @@ async def serve_worker(settings: ServerSettings, *, burst: bool = False) -> None
     ctx = WorkerContext(redis, queue, store, provider, app)
     await warm_up(ctx)
     worker = Worker(ctx, settings)
+    settle_heap()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, worker.stop)
