@@ -14,6 +14,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from grizz_server import keys
 from grizz_server.settings import ServerSettings
 from grizz_tui import protocol as p
+from grizz_tui.store.conversations import day_conversation_id
 from grizz_tui.store.models import Role, Status
 from tests.fakes.openai_server import FakeOpenAI, HttpError, Text
 from tests.server.conftest import Stack, start_stack, stop_stack
@@ -294,3 +295,49 @@ async def test_shutdown_closes_devices_with_1001_and_keeps_the_job(
         if not stopped:
             await running.gateway.__aexit__(None, None, None)
         await running.store.close()
+
+
+async def test_a_pull_of_big_rows_is_paged_to_fit_a_frame(
+    stack: Stack, provider_env: FakeOpenAI
+) -> None:
+    """Rows that each fit a push frame but not all in one `changes` frame come
+    in several pages, each within `max_frame_bytes`, none lost."""
+    device = await stack.device("alice")
+    await device.wait_for(lambda: device.frame(p.Welcome))
+    limit = stack.settings.max_frame_bytes
+    day = "2026-11-23"
+    conv = day_conversation_id(day)
+    pushed = [
+        {
+            "entity": "messages",
+            "id": str(uuid.uuid4()),
+            "data": {
+                "conversation_id": conv,
+                "role": "user",
+                "content": f"{i} " + "bear " * (limit // 15),
+                "created_at": f"2026-11-23T10:00:0{i}.000000+00:00",
+            },
+        }
+        for i in range(6)
+    ]
+    conversation = {
+        "entity": "conversations",
+        "id": conv,
+        "data": {"day": day, "tz": "UTC", "created_at": "2026-11-23T10:00:00+00:00"},
+    }
+    for change in [conversation, *pushed]:
+        answer = await device.request(p.Push(changes=[change]), p.Pushed)
+        assert isinstance(answer, p.Pushed), answer
+    assert sum(len(p.dump_frame(p.Push(changes=[c]))) for c in pushed) > limit
+    seen: list[str] = []
+    cursor, pages = 0, 0
+    while True:
+        page = await device.request(p.Pull(after=cursor, limit=100), p.Changes)
+        assert isinstance(page, p.Changes), page
+        assert len(p.dump_frame(page).encode()) <= limit
+        seen += [c["id"] for c in page.changes if c["entity"] == "messages"]
+        cursor, pages = page.cursor, pages + 1
+        if not page.has_more:
+            break
+    assert seen == [c["id"] for c in pushed] and pages >= 2
+    await device.close()
