@@ -197,9 +197,15 @@ async def resume(conn: Connection, frame: p.Resume) -> None:
 
 
 async def pull(conn: Connection, frame: p.Pull) -> None:
-    limit = min(frame.limit, conn.gateway.settings.max_pull)
+    settings = conn.gateway.settings
+    limit = min(frame.limit, settings.max_pull)
     try:
-        changes, cursor, has_more = await conn.store.pull(frame.after, limit)
+        # a page of big rows ends early so the frame stays within the limit a
+        # device must accept anyway (`max_frame_bytes`); UTF-8 and JSON escapes
+        # can make a character several bytes, hence half
+        changes, cursor, has_more = await conn.store.pull(
+            frame.after, limit, max_bytes=settings.max_frame_bytes // 2
+        )
     except UsageError as exc:
         raise ProtocolError(str(exc), code=p.BAD_FRAME) from None
     await conn.emit(
