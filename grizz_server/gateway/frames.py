@@ -14,10 +14,11 @@ import json
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from grizz_server.queue.jobs import job_id_for, reply_id_for
+from grizz_server.queue.jobs import JobMessage, job_id_for, reply_id_for
 from grizz_tui import protocol as p
 from grizz_tui.core import days
 from grizz_tui.errors import ConfigError, ProtocolError, StoreError, UsageError
+from grizz_tui.store.conversations import day_conversation_id
 from grizz_tui.store.models import Message, Role
 
 if TYPE_CHECKING:
@@ -63,7 +64,15 @@ def _day_and_tz(frame: p.Send) -> tuple[str, str]:
 
 
 async def send(conn: Connection, frame: p.Send) -> None:
-    """Store the user's message, queue its reply job, follow the job."""
+    """Queue the reply job (carrying the message), store the message, follow.
+
+    Queueing comes first, in one script with admission, so a worker starts on
+    the reply while the message is written here; the worker stores the
+    message itself if that write has not landed by the time the reply is
+    saved. If the message cannot be stored here (its id belongs to another
+    message, or the database failed) the job is withdrawn before the device
+    hears of it: a re-send with the same id is admitted afresh.
+    """
     settings = conn.gateway.settings
     if len(frame.text) > settings.max_message_chars:
         raise ProtocolError(
@@ -73,46 +82,68 @@ async def send(conn: Connection, frame: p.Send) -> None:
         )
     if not frame.text.strip():
         raise ProtocolError("The message is empty.", code=p.BAD_FRAME)
-    day, tz = _day_and_tz(frame)
+    day, zone = _day_and_tz(frame)
     message_id = frame.message_id or str(uuid.uuid4())
-    job_id = job_id_for(conn.user_id, message_id)
+    job = JobMessage(
+        job_id=job_id_for(conn.user_id, message_id),
+        user_id=conn.user_id,
+        message_id=message_id,
+        conversation_id=day_conversation_id(day),
+        day=day,
+        zone=zone,
+        tz=frame.tz,
+        text=frame.text,
+    )
     queue = conn.gateway.queue
-    admission = await queue.admit(conn.user_id, job_id)
+    # follow before queueing, so no entry of the job can come before it
+    conn.follow(job.job_id, "0", fresh=True)
+    try:
+        admission = await queue.submit(job)
+    except BaseException:
+        conn.unfollow(job.job_id)
+        raise
+    if admission.status != "queued":
+        conn.unfollow(job.job_id)
     if admission.status == "exists":
-        await _accept(
-            conn, frame, job_id, await conn.store.get_message(message_id), True
-        )
+        await _accept(conn, frame, job.job_id, await _existing(conn, job), True)
         return
     _refuse(admission.status, admission.retry_after_ms)
     try:
-        conv = await conn.store.ensure_day(day, tz)
-        message = await conn.store.add_message(
-            conversation_id=conv,
-            role=Role.USER,
-            content=frame.text,
-            message_id=message_id,
-        )
-    except (StoreError, UsageError) as exc:
-        await queue.release_reservation(conn.user_id, job_id)
-        raise ProtocolError(str(exc), code=p.CONFLICT) from None
-    reply_id = reply_id_for(job_id)
-    # follow before queueing, so no entry of the job can come before it
-    conn.follow(job_id, "0", fresh=True)
-    try:
-        status, _ = await queue.enqueue(
-            job_id=job_id,
-            user_id=conn.user_id,
-            message_id=message_id,
-            reply_id=reply_id,
-            conversation_id=conv,
-            tz=frame.tz,
-            event=await _job_event(conn, job_id, message),
-        )
-    except BaseException:
-        conn.unfollow(job_id)
+        message = await _store(conn, job)
+    except ProtocolError:
+        conn.unfollow(job.job_id)
+        await queue.cancel(conn.user_id, job.job_id)
         raise
     conn.gateway.metrics.inc("grizz_jobs_accepted_total")
-    await _accept(conn, frame, job_id, message, status == "exists")
+    await _accept(conn, frame, job.job_id, message, False)
+    await conn.gateway.publish(
+        conn.user_id, await _job_event(conn, job.job_id, message)
+    )
+
+
+async def _store(conn: Connection, job: JobMessage) -> Message:
+    """Store the job's message (idempotent: the worker may have stored it)."""
+    try:
+        await conn.store.ensure_day(job.day, job.zone)
+        return await conn.store.add_message(
+            conversation_id=job.conversation_id,
+            role=Role.USER,
+            content=job.text,
+            message_id=job.message_id,
+        )
+    except (StoreError, UsageError) as exc:
+        raise ProtocolError(str(exc), code=p.CONFLICT) from None
+
+
+async def _existing(conn: Connection, job: JobMessage) -> Message | None:
+    """The message of a job sent before: the stored one, or stored now.
+
+    A re-send can arrive before the first send's write (or after a gateway
+    died between queueing and writing); then the message is stored from
+    this frame, which must match.
+    """
+    message = await conn.store.get_message(job.message_id)
+    return message if message is not None else await _store(conn, job)
 
 
 async def _job_event(conn: Connection, job_id: str, message: Message) -> dict[str, Any]:

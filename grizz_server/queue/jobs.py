@@ -72,7 +72,7 @@ class JobState(StrEnum):
 
 @dataclass(frozen=True)
 class Admission:
-    """Result of `admit`: `status` is ok, exists, reserved, busy, too_many or rate."""
+    """Result of `submit`: `status` is queued, exists, busy, too_many or rate."""
 
     status: str
     state: str = ""
@@ -89,6 +89,27 @@ class Delivery:
 
 
 @dataclass(frozen=True)
+class JobMessage:
+    """A user message to answer, as the gateway queues it.
+
+    The job record carries the whole message, so a worker starts on it at
+    once and stores it itself if the gateway's own write has not landed (or
+    never will: the gateway died in between).
+    """
+
+    job_id: str
+    user_id: str
+    message_id: str
+    conversation_id: str
+    day: str
+    zone: str
+    """The day's time zone name, for the conversation row."""
+    tz: str
+    """The zone the device sent ('' for the server's), for the reply's clock."""
+    text: str
+
+
+@dataclass(frozen=True)
 class Attempt:
     """A job a worker now owns: write only with `token` (the fencing token)."""
 
@@ -99,6 +120,11 @@ class Attempt:
     reply_id: str
     conversation_id: str
     tz: str
+    day: str = ""
+    zone: str = ""
+    text: str = ""
+    """The message's text, carried in the job ('' in a job queued before
+    messages travelled with jobs: then read it from the store)."""
 
 
 class JobQueue:
@@ -115,9 +141,8 @@ class JobQueue:
         self._scripts = {
             name: redis.register_script(getattr(scripts, name))
             for name in (
-                "ADMIT",
-                "ENQUEUE",
-                "RELEASE_RESERVATION",
+                "SUBMIT",
+                "CANCEL",
                 "BEGIN",
                 "APPEND",
                 "CHECK",
@@ -143,24 +168,40 @@ class JobQueue:
 
     # -- gateway side -------------------------------------------------------
 
-    async def admit(self, user_id: str, job_id: str) -> Admission:
-        """Check duplicate, queue depth, per-user jobs and rate; reserve a slot."""
+    async def submit(self, job: JobMessage) -> Admission:
+        """Admit and queue the job answering `job`, idempotent by job id.
+
+        One script checks a duplicate (`exists`, with the job's state), queue
+        depth (`busy`), the user's unfinished jobs (`too_many`) and rate
+        (`rate`, with `retry_after_ms`); `queued` means it is in the queue,
+        carrying the message, from now on.
+        """
         s = self.settings
         status, detail = await self._run(
-            "ADMIT",
+            "SUBMIT",
             [
-                keys.job_info(job_id),
+                keys.JOBS,
+                keys.job_info(job.job_id),
                 keys.INFLIGHT,
-                keys.user_active(user_id),
-                keys.user_rate(user_id),
+                keys.user_active(job.user_id),
+                keys.user_rate(job.user_id),
             ],
             [
-                job_id,
+                job.job_id,
                 s.max_queue_depth,
                 s.max_active_per_user,
                 s.rate_per_minute / 60_000,
                 s.rate_burst,
                 3_600_000,
+                s.jobs_maxlen,
+                job.user_id,
+                job.message_id,
+                reply_id_for(job.job_id),
+                job.conversation_id,
+                job.tz,
+                job.day,
+                job.zone,
+                job.text,
             ],
         )
         status, detail = _text(status), _text(detail)
@@ -168,51 +209,22 @@ class JobQueue:
             return Admission(status, retry_after_ms=int(detail))
         return Admission(status, state=detail)
 
-    async def release_reservation(self, user_id: str, job_id: str) -> None:
-        """Give back a slot `admit` reserved when the job could not be queued."""
-        await self._run(
-            "RELEASE_RESERVATION",
-            [keys.job_info(job_id), keys.INFLIGHT, keys.user_active(user_id)],
-            [job_id],
+    async def cancel(self, user_id: str, job_id: str) -> bool:
+        """Withdraw a job whose message could not be stored (see `CANCEL`)."""
+        return bool(
+            await self._run(
+                "CANCEL",
+                [
+                    keys.JOBS,
+                    keys.job_info(job_id),
+                    keys.lease(job_id),
+                    keys.job_out(job_id),
+                    keys.INFLIGHT,
+                    keys.user_active(user_id),
+                ],
+                [keys.GROUP, job_id],
+            )
         )
-
-    async def enqueue(
-        self,
-        *,
-        job_id: str,
-        user_id: str,
-        message_id: str,
-        reply_id: str,
-        conversation_id: str,
-        tz: str,
-        event: dict[str, Any] | None = None,
-    ) -> tuple[str, str]:
-        """Queue a job, idempotent by id: ("queued", entry) or ("exists", state).
-
-        In the same script, when the job is new, `event` is published to the
-        user's devices.
-        """
-        status, detail = await self._run(
-            "ENQUEUE",
-            [
-                keys.JOBS,
-                keys.job_info(job_id),
-                keys.INFLIGHT,
-                keys.user_active(user_id),
-                keys.user_changes(user_id),
-            ],
-            [
-                job_id,
-                user_id,
-                message_id,
-                reply_id,
-                conversation_id,
-                tz,
-                self.settings.jobs_maxlen,
-                json.dumps(event) if event else "",
-            ],
-        )
-        return _text(status), _text(detail)
 
     async def job_owner(self, job_id: str) -> str | None:
         """The user a job belongs to, or None when there is no such job."""
@@ -322,11 +334,22 @@ class JobQueue:
                 out.append(status)
                 continue
             self._renewed[token] = started
-            attempt, _user, message, reply_id, conv, tz = (
-                _text(v or b"") for v in reply[1:7]
+            attempt, _user, message, reply_id, conv, tz, day, zone, text = (
+                _text(v or b"") for v in reply[1:10]
             )
             out.append(
-                Attempt(delivery, int(attempt), token, message, reply_id, conv, tz)
+                Attempt(
+                    delivery,
+                    int(attempt),
+                    token,
+                    message,
+                    reply_id,
+                    conv,
+                    tz,
+                    day,
+                    zone,
+                    text,
+                )
             )
         return out
 

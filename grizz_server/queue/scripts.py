@@ -85,59 +85,55 @@ end
 """
 )
 
-ADMIT = (
+SUBMIT = (
     _NOW
     + """
--- KEYS: 1 info, 2 inflight, 3 active, 4 rate
--- ARGV: 1 job, 2 max_depth, 3 max_active, 4 rate_per_ms, 5 burst, 6 stale_ms
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  return {'exists', redis.call('HGET', KEYS[1], 'state') or ''}
+-- Admit and queue a job in one step; the user's message travels in the job
+-- record, so a worker can answer (and store) it before the gateway's own
+-- write of the message lands.
+-- KEYS: 1 jobs, 2 info, 3 inflight, 4 active, 5 rate
+-- ARGV: 1 job, 2 max_depth, 3 max_active, 4 rate_per_ms, 5 burst, 6 stale_ms,
+--       7 jobs_maxlen, 8 user, 9 message, 10 reply, 11 conv, 12 tz, 13 day,
+--       14 zone, 15 text
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  return {'exists', redis.call('HGET', KEYS[2], 'state') or ''}
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - tonumber(ARGV[6]))
-if redis.call('ZSCORE', KEYS[3], ARGV[1]) then return {'reserved', ''} end
-if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[2]) then return {'busy', ''} end
-if redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[3]) then return {'too_many', ''} end
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - tonumber(ARGV[6]))
+if redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[2]) then return {'busy', ''} end
+if redis.call('ZCARD', KEYS[4]) >= tonumber(ARGV[3]) then return {'too_many', ''} end
 local rate, burst = tonumber(ARGV[4]), tonumber(ARGV[5])
-local b = redis.call('HMGET', KEYS[4], 'tokens', 'ts')
+local b = redis.call('HMGET', KEYS[5], 'tokens', 'ts')
 local tokens, ts = tonumber(b[1]) or burst, tonumber(b[2]) or now
 tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
 if tokens < 1 then
   return {'rate', tostring(math.ceil((1 - tokens) / rate))}
 end
-redis.call('HSET', KEYS[4], 'tokens', tostring(tokens - 1), 'ts', now)
-redis.call('PEXPIRE', KEYS[4], math.ceil(burst / rate) + 1000)
-redis.call('ZADD', KEYS[2], now, ARGV[1])
-redis.call('ZADD', KEYS[3], now, ARGV[1])
-return {'ok', ''}
-"""
-)
-
-ENQUEUE = (
-    _NOW
-    + """
--- KEYS: 1 jobs, 2 info, 3 inflight, 4 active, 5 changes channel
--- ARGV: 1 job, 2 user, 3 message, 4 reply, 5 conv, 6 tz, 7 jobs_maxlen,
---       8 event json (published to KEYS[5] when queued; '' for none)
-if redis.call('EXISTS', KEYS[2]) == 1 then
-  return {'exists', redis.call('HGET', KEYS[2], 'state') or ''}
-end
+redis.call('HSET', KEYS[5], 'tokens', tostring(tokens - 1), 'ts', now)
+redis.call('PEXPIRE', KEYS[5], math.ceil(burst / rate) + 1000)
 local entry = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[7], '*',
-  'job', ARGV[1], 'user', ARGV[2])
-redis.call('HSET', KEYS[2], 'user', ARGV[2], 'message', ARGV[3], 'reply', ARGV[4],
-  'conv', ARGV[5], 'tz', ARGV[6], 'state', 'queued', 'attempt', 0,
-  'entry', entry, 'token', '', 'created', now)
+  'job', ARGV[1], 'user', ARGV[8])
+redis.call('HSET', KEYS[2], 'user', ARGV[8], 'message', ARGV[9], 'reply', ARGV[10],
+  'conv', ARGV[11], 'tz', ARGV[12], 'day', ARGV[13], 'zone', ARGV[14],
+  'text', ARGV[15], 'state', 'queued', 'attempt', 0, 'entry', entry,
+  'token', '', 'created', now)
 redis.call('ZADD', KEYS[3], now, ARGV[1])
 redis.call('ZADD', KEYS[4], now, ARGV[1])
-if ARGV[8] ~= '' then redis.call('PUBLISH', KEYS[5], ARGV[8]) end
 return {'queued', entry}
 """
 )
 
-RELEASE_RESERVATION = """
--- KEYS: 1 info, 2 inflight, 3 active; ARGV: 1 job
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('ZREM', KEYS[3], ARGV[1])
+CANCEL = """
+-- Withdraw a job the gateway could not store the message of: gone from the
+-- queue, its record and output deleted (a running attempt is fenced off, and
+-- a re-send of the message is admitted afresh). A finished job stays.
+-- KEYS: 1 jobs, 2 info, 3 lease, 4 out, 5 inflight, 6 active; ARGV: 1 group, 2 job
+local f = redis.call('HMGET', KEYS[2], 'entry', 'state')
+if not f[1] or f[2] == 'done' then return 0 end
+redis.call('XACK', KEYS[1], ARGV[1], f[1])
+redis.call('XDEL', KEYS[1], f[1])
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
+redis.call('ZREM', KEYS[5], ARGV[2])
+redis.call('ZREM', KEYS[6], ARGV[2])
 return 1
 """
 
@@ -178,8 +174,9 @@ else  -- devices see nothing for `start`: it stays out of the inboxes
   redis.call('XADD', KEYS[4], '*', 'a', attempt, 'k', 'start')
 end
 redis.call('EXPIRE', KEYS[4], ARGV[8])
-local f = redis.call('HMGET', KEYS[2], 'user', 'message', 'reply', 'conv', 'tz')
-return {'run', tostring(attempt), f[1], f[2], f[3], f[4], f[5]}
+local f = redis.call('HMGET', KEYS[2], 'user', 'message', 'reply', 'conv', 'tz',
+  'day', 'zone', 'text')
+return {'run', tostring(attempt), f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8]}
 """
 )
 

@@ -30,6 +30,7 @@ from grizz_tui.config import Settings
 from grizz_tui.core.provider import Provider, TextDelta
 from grizz_tui.core.session import ReplyFinished, ToolUsed
 from grizz_tui.core.setup import make_session
+from grizz_tui.errors import StoreError
 from grizz_tui.store.models import Message, Role, Status, utc_now
 
 log = logging.getLogger(__name__)
@@ -67,9 +68,7 @@ async def generate_reply(ctx: WorkerContext, attempt: Attempt) -> Message:
     if existing is not None and existing.status == Status.COMPLETE:
         log.info("reply already stored; re-publishing", extra={"job": _job(attempt)})
         return await _finish(ctx, attempt, user_store, existing)
-    user_message = await user_store.get_message(attempt.message_id)
-    if user_message is None:
-        raise LookupError("The message this job answers no longer exists.")
+    user_message = await _user_message(user_store, attempt)
     # make_session sizes the context to the provider (a local model's window
     # and compact persona) exactly as `grizz ask` does; the day is the user's.
     session = make_session(
@@ -93,6 +92,33 @@ async def generate_reply(ctx: WorkerContext, attempt: Attempt) -> Message:
         return await _finish(ctx, attempt, user_store, final, await output.rest())
     finally:
         await output.close()
+
+
+async def _user_message(store: UserStore, attempt: Attempt) -> Message:
+    """The message the job answers: carried in the job, or (an older job) stored.
+
+    A carried message may not be in the store yet (the gateway writes it
+    while the worker starts); `AttemptStore` stores it before the reply.
+    """
+    if not attempt.text:
+        stored = await store.get_message(attempt.message_id)
+        if stored is None:
+            raise LookupError("The message this job answers no longer exists.")
+        return stored
+    now = utc_now()
+    return Message(
+        id=attempt.message_id,
+        conversation_id=attempt.conversation_id,
+        role=Role.USER,
+        content=attempt.text,
+        status=Status.COMPLETE,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+class MessageConflict(LookupError):
+    """The job's message id now belongs to a different message (not retried)."""
 
 
 class Output:
@@ -269,6 +295,7 @@ class AttemptStore:
         if reply.status == Status.STREAMING:
             return  # the output stream holds it until the attempt ends
         await self._check()
+        await self._ensure_user_message()
         self._reply = await self._store.save_reply(
             reply_id=reply.id,
             conversation_id=reply.conversation_id,
@@ -278,6 +305,37 @@ class AttemptStore:
             metadata=reply.metadata,
         )
         self._saved = True
+
+    async def _ensure_user_message(self) -> None:
+        """Store the job's message before its reply, unless it is there already.
+
+        Normally the gateway stored it while the reply streamed; after a
+        gateway crash between queueing and writing, this is the only write.
+        Raises `MessageConflict` when the id holds a different message.
+        """
+        a = self._attempt
+        if not a.text:
+            return  # an older job: the message was stored before it was queued
+        stored = await self._store.get_message(a.message_id)
+        if stored is None:
+            await self._store.ensure_day(a.day, a.zone or "UTC")
+            try:
+                await self._store.add_message(
+                    conversation_id=a.conversation_id,
+                    role=Role.USER,
+                    content=a.text,
+                    message_id=a.message_id,
+                )
+            except StoreError as exc:
+                raise MessageConflict(str(exc)) from None
+        elif (stored.conversation_id, stored.role, stored.content) != (
+            a.conversation_id,
+            Role.USER,
+            a.text,
+        ):
+            raise MessageConflict(
+                f"Message id {a.message_id} is already used by another message."
+            )
 
     async def get_message(self, message_id: str) -> Message | None:
         if self._saved and self._reply is not None and message_id == self._reply.id:

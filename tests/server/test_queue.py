@@ -16,6 +16,7 @@ from grizz_server.queue import scripts
 from grizz_server.queue.jobs import (
     Attempt,
     Delivery,
+    JobMessage,
     JobQueue,
     job_id_for,
     reply_id_for,
@@ -23,20 +24,26 @@ from grizz_server.queue.jobs import (
 from grizz_server.settings import ServerSettings
 
 
-async def _enqueue(queue: JobQueue, user: str = "u1") -> str:
-    message_id = str(uuid.uuid4())
-    job_id = job_id_for(user, message_id)
-    assert (await queue.admit(user, job_id)).status == "ok"
-    status, _ = await queue.enqueue(
-        job_id=job_id,
+def _job(
+    user: str = "u1", message_id: str = "", text: str = "Hello, Grizz"
+) -> JobMessage:
+    message_id = message_id or str(uuid.uuid4())
+    return JobMessage(
+        job_id=job_id_for(user, message_id),
         user_id=user,
         message_id=message_id,
-        reply_id=reply_id_for(job_id),
         conversation_id="conv",
-        tz="UTC",
+        day="2026-11-23",
+        zone="Europe/Paris",
+        tz="Europe/Paris",
+        text=text,
     )
-    assert status == "queued"
-    return job_id
+
+
+async def _enqueue(queue: JobQueue, user: str = "u1") -> str:
+    job = _job(user)
+    assert (await queue.submit(job)).status == "queued"
+    return job.job_id
 
 
 async def _out(redis: Redis, job_id: str) -> list[tuple[int, str, str]]:
@@ -78,18 +85,52 @@ async def test_happy_path_streams_and_closes_the_job(
 
 
 async def test_the_same_message_is_one_job(queue: JobQueue) -> None:
-    job_id = await _enqueue(queue)
-    assert (await queue.admit("u1", job_id)).status == "exists"
-    status, _ = await queue.enqueue(
-        job_id=job_id,
-        user_id="u1",
-        message_id="m",
-        reply_id="r",
-        conversation_id="c",
-        tz="",
-    )
-    assert status == "exists"
+    job = _job()
+    assert (await queue.submit(job)).status == "queued"
+    again = await queue.submit(job)
+    assert again.status == "exists" and again.state == "queued"
     assert len(await queue.read(10, 50)) == 1
+
+
+async def test_the_job_carries_the_message_to_the_worker(queue: JobQueue) -> None:
+    job = _job(text="It snowed in the den 🐻")
+    await queue.submit(job)
+    attempt = await _begin_one(queue)
+    assert (attempt.message_id, attempt.text) == (job.message_id, job.text)
+    assert (attempt.conversation_id, attempt.day, attempt.zone, attempt.tz) == (
+        "conv",
+        "2026-11-23",
+        "Europe/Paris",
+        "Europe/Paris",
+    )
+
+
+async def test_cancel_withdraws_a_job_and_fences_its_attempt(
+    queue: JobQueue, aredis: Redis
+) -> None:
+    queued = _job()
+    await queue.submit(queued)
+    assert await queue.cancel("u1", queued.job_id)
+    assert await queue.read(10, 50) == []  # gone from the queue unread
+    assert await aredis.zcard(keys.INFLIGHT) == 0
+    assert await aredis.zcard(keys.user_active("u1")) == 0
+    # a re-send of the same message is admitted afresh
+    assert (await queue.submit(queued)).status == "queued"
+    running = await _begin_one(queue)
+    assert await queue.cancel("u1", queued.job_id)
+    assert not await queue.append(running, [("chunk", "late", "")])
+    assert not await queue.finish(running, {"content": "late"})
+    assert not await aredis.exists(keys.job_out(queued.job_id))
+    assert (await aredis.xpending(keys.JOBS, keys.GROUP))["pending"] == 0
+    assert not await queue.cancel("u1", queued.job_id)  # nothing left to cancel
+
+
+async def test_a_finished_job_is_not_cancelled(queue: JobQueue, aredis: Redis) -> None:
+    job_id = await _enqueue(queue)
+    attempt = await _begin_one(queue)
+    assert await queue.finish(attempt, {"content": "done"})
+    assert not await queue.cancel("u1", job_id)
+    assert await aredis.hget(keys.job_info(job_id), "state") == b"done"
 
 
 async def test_a_zombie_is_fenced_after_reclaim(queue: JobQueue, aredis: Redis) -> None:
@@ -225,7 +266,7 @@ async def test_backpressure_refuses_past_the_queue_depth(
     await queue.ensure_group()
     await _enqueue(queue, "a")
     await _enqueue(queue, "b")
-    assert (await queue.admit("c", str(uuid.uuid4()))).status == "busy"
+    assert (await queue.submit(_job("c"))).status == "busy"
 
 
 async def test_per_user_concurrency_and_rate(
@@ -234,26 +275,16 @@ async def test_per_user_concurrency_and_rate(
     settings = dataclasses.replace(fast_settings, max_active_per_user=1)
     queue = JobQueue(aredis, settings)
     await _enqueue(queue, "a")
-    assert (await queue.admit("a", str(uuid.uuid4()))).status == "too_many"
-    assert (await queue.admit("b", str(uuid.uuid4()))).status == "ok"
+    assert (await queue.submit(_job("a"))).status == "too_many"
+    assert (await queue.submit(_job("b"))).status == "queued"
     settings = dataclasses.replace(
         fast_settings, rate_burst=2, rate_per_minute=1, max_active_per_user=100
     )
     queue = JobQueue(aredis, settings)
-    assert (await queue.admit("r", str(uuid.uuid4()))).status == "ok"
-    assert (await queue.admit("r", str(uuid.uuid4()))).status == "ok"
-    refused = await queue.admit("r", str(uuid.uuid4()))
+    assert (await queue.submit(_job("r"))).status == "queued"
+    assert (await queue.submit(_job("r"))).status == "queued"
+    refused = await queue.submit(_job("r"))
     assert refused.status == "rate" and 0 < refused.retry_after_ms <= 60_000
-
-
-async def test_a_failed_reservation_is_given_back(
-    queue: JobQueue, aredis: Redis
-) -> None:
-    job_id = str(uuid.uuid4())
-    assert (await queue.admit("u", job_id)).status == "ok"
-    assert await aredis.zcard(keys.INFLIGHT) == 1
-    await queue.release_reservation("u", job_id)
-    assert await aredis.zcard(keys.INFLIGHT) == 0
 
 
 async def _next_message(pubsub: PubSub) -> dict[str, Any] | None:
@@ -263,31 +294,6 @@ async def _next_message(pubsub: PubSub) -> dict[str, Any] | None:
         if message:
             return message
     return None
-
-
-async def test_enqueue_announces_a_new_job_once(queue: JobQueue, aredis: Redis) -> None:
-    pubsub = aredis.pubsub(ignore_subscribe_messages=True)
-    await pubsub.subscribe(keys.user_changes("u1"))
-    try:
-        message_id = str(uuid.uuid4())
-        job_id = job_id_for("u1", message_id)
-        event = {"kind": "job", "job_id": job_id}
-        for expected in ("queued", "exists"):
-            status, _ = await queue.enqueue(
-                job_id=job_id,
-                user_id="u1",
-                message_id=message_id,
-                reply_id=reply_id_for(job_id),
-                conversation_id="c",
-                tz="",
-                event=event,
-            )
-            assert status == expected
-        message = await _next_message(pubsub)
-        assert message is not None and b'"job_id"' in message["data"]
-        assert await pubsub.get_message(timeout=0.2) is None  # announced once
-    finally:
-        await pubsub.aclose()
 
 
 async def test_output_entries_are_copied_to_the_users_live_gateways(

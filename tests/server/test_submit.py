@@ -1,0 +1,141 @@
+"""The message travels in its job: queued first, stored by the gateway or the worker.
+
+Real gateway, worker, Redis and SQLite (the `stack` fixture), the fake provider.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from redis.asyncio import Redis
+
+from grizz_server import keys
+from grizz_server.queue.jobs import JobMessage, job_id_for, reply_id_for
+from grizz_tui import protocol as p
+from grizz_tui.core import days
+from grizz_tui.store.conversations import day_conversation_id
+from grizz_tui.store.models import Role
+from tests.fakes.openai_server import FakeOpenAI, Text
+from tests.server.conftest import Stack
+
+
+async def _wait_stored(stack: Stack, user: str, message_id: str) -> None:
+    store = stack.store.for_user(stack.user_ids[user])
+    for _ in range(200):
+        stored = await store.get_message(message_id)
+        if stored is not None and stored.status == "complete":
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{message_id} was never stored complete")
+
+
+async def test_a_job_whose_message_the_gateway_never_stored_still_keeps_it(
+    stack: Stack, provider_env: FakeOpenAI
+) -> None:
+    """A gateway that died between queueing and writing: the worker stores the
+    message from the job, before the reply, so neither is lost."""
+    provider_env.enqueue(Text("I kept your words safe."))
+    user_id = stack.user_ids["alice"]
+    message_id = str(uuid.uuid4())
+    day = days.today("UTC")
+    job = JobMessage(
+        job_id=job_id_for(user_id, message_id),
+        user_id=user_id,
+        message_id=message_id,
+        conversation_id=day_conversation_id(day),
+        day=day,
+        zone="UTC",
+        tz="UTC",
+        text="Remember this one for me?",
+    )
+    assert (await stack.gateway.gateway.queue.submit(job)).status == "queued"
+    reply_id = reply_id_for(job.job_id)
+    await _wait_stored(stack, "alice", reply_id)
+    store = stack.store.for_user(user_id)
+    message = await store.get_message(message_id)
+    reply = await store.get_message(reply_id)
+    assert message is not None and reply is not None
+    assert (message.role, message.content) == (Role.USER, job.text)
+    assert message.conversation_id == reply.conversation_id == job.conversation_id
+    assert reply.content == "I kept your words safe."
+    changes, _, _ = await store.pull(0, 100)
+    ids = [c["id"] for c in changes if c["entity"] == "messages"]
+    assert ids.index(message_id) < ids.index(reply_id)  # the message first
+    # the model saw the message although the store did not have it yet
+    assert provider_env.requests[-1]["messages"][-1]["content"] == job.text
+
+
+async def test_a_resend_of_a_finished_message_is_a_duplicate_of_its_job(
+    stack: Stack, provider_env: FakeOpenAI, aredis: Redis
+) -> None:
+    provider_env.enqueue(Text("First answer."), Text("Should never be sent."))
+    device = await stack.device("alice")
+    await device.wait_for(lambda: device.frame(p.Welcome))
+    first = await device.say("The original words.")
+    await device.finished(first.job_id)
+    # the same id (even with other words, on another day) maps to the same job
+    again = await device.say(
+        "Other words.", message_id=first.message_id, day="2001-01-01"
+    )
+    assert again.duplicate and again.job_id == first.job_id
+    assert again.message["content"] == "The original words."
+    assert len(provider_env.requests) == 1
+    assert await aredis.hget(keys.job_info(first.job_id), "state") == b"done"
+    await device.close()
+
+
+async def test_a_conflicting_message_withdraws_its_job(
+    stack: Stack, provider_env: FakeOpenAI, aredis: Redis
+) -> None:
+    """The id already holds a different message that has no job (it came by
+    `push`): the queued job is withdrawn, nothing is answered, and the stored
+    message is untouched."""
+    provider_env.enqueue(Text("Never streamed.", chunk=2, delay=0.2))
+    device = await stack.device("alice")
+    await device.wait_for(lambda: device.frame(p.Welcome))
+    store = stack.store.for_user(stack.user_ids["alice"])
+    day = days.today("UTC")
+    conv = await store.ensure_day(day, "UTC")
+    pushed = await store.add_message(
+        conversation_id=conv, role=Role.USER, content="Pushed from a phone."
+    )
+    answer = await device.request(
+        p.Send(text="Different words.", message_id=pushed.id, tz="UTC"), p.Accepted
+    )
+    assert isinstance(answer, p.Error) and answer.code == p.CONFLICT
+    job_id = job_id_for(stack.user_ids["alice"], pushed.id)
+    assert not await aredis.exists(keys.job_info(job_id))
+    assert await aredis.zcard(keys.user_active(stack.user_ids["alice"])) == 0
+    kept = await store.get_message(pushed.id)
+    assert kept is not None and kept.content == "Pushed from a phone."
+    await asyncio.sleep(0.5)  # a worker that had begun is fenced off
+    assert await store.get_message(reply_id_for(job_id)) is None
+    assert device.frame(p.Done) is None
+    await device.close()
+
+
+async def test_a_resend_before_the_first_write_lands_is_one_message(
+    stack: Stack, provider_env: FakeOpenAI
+) -> None:
+    provider_env.enqueue(Text("Just once."))
+    device = await stack.device("alice")
+    await device.wait_for(lambda: device.frame(p.Welcome))
+    message_id = str(uuid.uuid4())
+    await asyncio.gather(
+        device.send_frame(p.Send(text="Twice?", message_id=message_id, ref="a")),
+        device.send_frame(p.Send(text="Twice?", message_id=message_id, ref="b")),
+    )
+    both = await device.wait_for(
+        lambda: (
+            [f for f in device.frames if isinstance(f, p.Accepted)][:2]
+            if len([f for f in device.frames if isinstance(f, p.Accepted)]) >= 2
+            else None
+        )
+    )
+    assert {a.message_id for a in both} == {message_id}
+    assert sorted(a.duplicate for a in both) == [False, True]
+    reply = await device.finished(both[0].job_id)
+    assert reply.text == "Just once."
+    assert len(provider_env.requests) == 1
+    await device.close()
