@@ -14,6 +14,7 @@ from redis.asyncio.client import PubSub
 from grizz_server import keys
 from grizz_server.queue import scripts
 from grizz_server.queue.jobs import (
+    Admission,
     Attempt,
     Delivery,
     JobMessage,
@@ -367,3 +368,28 @@ async def test_begin_many_starts_a_batch_even_after_redis_forgot_its_scripts(
     assert {a.delivery.job_id for a in begun if isinstance(a, Attempt)} == jobs
     # the same deliveries again: each job is leased to its attempt now
     assert await _other(queue).begin_many(deliveries) == ["leased"] * 3
+
+
+async def test_calls_of_one_turn_share_a_pipeline_and_keep_their_own_replies(
+    queue: JobQueue, aredis: Redis
+) -> None:
+    """Different scripts called in the same event-loop turn go to Redis together;
+    each caller still gets its own reply or error, also after Redis lost its
+    script cache."""
+    await _enqueue(queue, "a")
+    await _enqueue(queue, "b")
+    first = await _begin_one(queue)
+    second = await _begin_one(queue)
+    await aredis.script_flush()
+    appended, extended, fenced, refused = await asyncio.gather(
+        queue.append(first, [("chunk", "one", "")]),
+        queue.extend(second),
+        queue.append(dataclasses.replace(second, token="stale"), [("chunk", "x", "")]),
+        queue.submit(_job("a", message_id=first.message_id)),
+        return_exceptions=True,
+    )
+    assert (appended, extended, fenced) == (True, True, False)
+    assert isinstance(refused, Admission) and refused.status == "exists"
+    assert [
+        t for _, k, t in await _out(aredis, first.delivery.job_id) if k == "chunk"
+    ] == ["one"]
