@@ -28,7 +28,6 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from grizz_server import keys
 from grizz_server.aio import settle_heap
 from grizz_server.gateway.connection import CLOSE_UNAUTHORIZED, Connection
 from grizz_server.gateway.hub import Hub
@@ -66,10 +65,9 @@ class Gateway:
         apply changes by id and follow a job once). A device that still misses
         one catches up with `pull`.
         """
-        payload = json.dumps(event)
         for attempt in (1, 2):
             try:
-                await self.redis.publish(keys.user_changes(user_id), payload)
+                await self.queue.announce(user_id, event)
                 return
             except (RedisError, OSError) as exc:
                 if attempt == 2:

@@ -155,6 +155,7 @@ class JobQueue:
             for name in (
                 "SUBMIT",
                 "CANCEL",
+                "ANNOUNCE",
                 "BEGIN",
                 "APPEND",
                 "CHECK",
@@ -329,6 +330,10 @@ class JobQueue:
                 [keys.GROUP, job_id],
             )
         )
+
+    async def announce(self, user_id: str, event: dict[str, Any]) -> None:
+        """Publish a live event to every device of `user_id`, on every gateway."""
+        await self._run("ANNOUNCE", [keys.user_changes(user_id)], [json.dumps(event)])
 
     async def job_owner(self, job_id: str) -> str | None:
         """The user a job belongs to, or None when there is no such job."""

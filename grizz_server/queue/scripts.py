@@ -122,6 +122,13 @@ return {'queued', entry}
 """
 )
 
+ANNOUNCE = """
+-- A live event for a user's devices, as a script so it joins the turn's
+-- pipeline with the other calls (queue/jobs.py, `JobQueue._call`).
+-- KEYS: 1 the user's changes channel; ARGV: 1 event json
+return redis.call('PUBLISH', KEYS[1], ARGV[1])
+"""
+
 CANCEL = """
 -- Withdraw a job the gateway could not store the message of: gone from the
 -- queue, its record and output deleted (a running attempt is fenced off, and

@@ -139,3 +139,37 @@ async def test_a_resend_before_the_first_write_lands_is_one_message(
     assert reply.text == "Just once."
     assert len(provider_env.requests) == 1
     await device.close()
+
+
+async def test_the_sender_gets_accepted_and_the_other_devices_job_and_changed(
+    stack: Stack, provider_env: FakeOpenAI
+) -> None:
+    provider_env.enqueue(Text("Hello, both of you."))
+    laptop = await stack.device("alice")
+    phone = await stack.device("alice")
+    for device in (laptop, phone):
+        await device.wait_for(lambda d=device: d.frame(p.Welcome))
+    accepted = await laptop.say("Which device am I on?")
+    await phone.finished(accepted.job_id)
+    await laptop.finished(accepted.job_id)
+
+    def announced(device: object) -> list[p.Changed]:
+        return [
+            f
+            for f in device.frames  # type: ignore[attr-defined]
+            if isinstance(f, p.Changed)
+            and any(c["id"] == accepted.message_id for c in f.changes)
+        ]
+
+    assert phone.frame(p.Job, job_id=accepted.job_id) is not None
+    assert len(announced(phone)) == 1
+    assert laptop.frame(p.Job) is None and announced(laptop) == []
+    for device in (laptop, phone):  # both learn of the reply row
+        await device.wait_for(
+            lambda d=device: any(
+                isinstance(f, p.Changed)
+                and any(c["id"] == accepted.reply_id for c in f.changes)
+                for f in d.frames
+            )
+        )
+        await device.close()
