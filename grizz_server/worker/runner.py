@@ -129,6 +129,9 @@ class Worker:
             task = asyncio.create_task(self._run(attempt))
             self.tasks[task] = delivery
             task.add_done_callback(self._forget)
+        # let the new replies take their first steps (context reads, the
+        # model request) before this loop sends its next XREADGROUP
+        await asyncio.sleep(0)
         return True
 
     def _forget(self, task: asyncio.Task[None]) -> None:
