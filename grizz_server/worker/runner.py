@@ -286,7 +286,9 @@ async def serve_worker(settings: ServerSettings, *, burst: bool = False) -> None
     from grizz_tui.core.setup import make_provider
 
     app = load_settings()
-    provider = make_provider(app, max_connections=settings.worker_concurrency)
+    provider = make_provider(
+        app, max_connections=settings.worker_concurrency, http="aiohttp"
+    )
     redis = connect_redis(settings.redis_url)
     store = await ServerStore.open(settings.db_url or default_db_url())
     queue = JobQueue(redis, settings, consumer=consumer_name())

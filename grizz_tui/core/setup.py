@@ -31,11 +31,15 @@ def needs_key(base_url: str) -> bool:
     return host in OPENAI_HOSTS
 
 
-def make_provider(settings: Settings, *, max_connections: int = 0) -> Provider:
+def make_provider(
+    settings: Settings, *, max_connections: int = 0, http: str = "httpx"
+) -> Provider:
     """The provider `settings` select.
 
     `max_connections` sizes the HTTP pool of an OpenAI-compatible provider (a
-    server worker keeps one kept-alive connection per concurrent reply).
+    server worker keeps one kept-alive connection per concurrent reply), and
+    `http` picks its transport: "httpx" or "aiohttp" (the server worker's;
+    see provider.py). The local model ignores both.
 
     Raises:
         ConfigError: no key for a provider that needs one (exit code 3).
@@ -64,6 +68,7 @@ def make_provider(settings: Settings, *, max_connections: int = 0) -> Provider:
         max_tokens=settings.max_tokens,
         temperature=settings.temperature if settings.temperature >= 0 else None,
         max_connections=max_connections,
+        http=http,
     )
 
 
