@@ -150,7 +150,7 @@ async def start_stack(settings: ServerSettings, *, workers: int = 1) -> Stack:
             redis,
             JobQueue(redis, settings, consumer_name()),
             store,
-            make_provider(app),
+            make_provider(app, http="aiohttp"),  # as serve_worker does
             app,
         )
         contexts.append(ctx)
