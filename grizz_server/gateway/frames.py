@@ -67,9 +67,8 @@ async def send(conn: Connection, frame: p.Send) -> None:
     """Queue the reply job (carrying the message), store the message, follow.
 
     Queueing comes first, in one script with admission, so a worker starts on
-    the reply while the message is written here; the worker stores the
-    message itself if that write has not landed by the time the reply is
-    saved. If the message cannot be stored here (its id belongs to another
+    the reply while the message is written here; a worker that begins before
+    this write lands stores the message itself, before the model sees it. If the message cannot be stored here (its id belongs to another
     message, or the database failed) the job is withdrawn before the device
     hears of it: a re-send with the same id is admitted afresh.
     """

@@ -95,26 +95,43 @@ async def generate_reply(ctx: WorkerContext, attempt: Attempt) -> Message:
 
 
 async def _user_message(store: UserStore, attempt: Attempt) -> Message:
-    """The message the job answers: carried in the job, or (an older job) stored.
+    """The message the job answers, in the store before the model sees it.
 
-    A carried message may not be in the store yet (the gateway writes it
-    while the worker starts); `AttemptStore` stores it before the reply.
+    The job carries the message. Normally the gateway has stored it by the
+    time a worker begins (its write starts as soon as the job is queued); if
+    not — the write is still on its way, or the gateway died after queueing —
+    the worker stores it from the job, so a message is persisted before it is
+    sent anywhere (DESIGN, guarantee 1) and a queued job's message is never
+    lost. An id that holds a different message raises `MessageConflict`. A job
+    queued before messages travelled with jobs finds its message stored.
     """
+    stored = await store.get_message(attempt.message_id)
     if not attempt.text:
-        stored = await store.get_message(attempt.message_id)
         if stored is None:
             raise LookupError("The message this job answers no longer exists.")
         return stored
-    now = utc_now()
-    return Message(
-        id=attempt.message_id,
-        conversation_id=attempt.conversation_id,
-        role=Role.USER,
-        content=attempt.text,
-        status=Status.COMPLETE,
-        created_at=now,
-        updated_at=now,
-    )
+    if stored is None:
+        await store.ensure_day(attempt.day, attempt.zone or "UTC")
+        try:
+            return await store.add_message(
+                conversation_id=attempt.conversation_id,
+                role=Role.USER,
+                content=attempt.text,
+                message_id=attempt.message_id,
+            )
+        except StoreError:
+            stored = await store.get_message(attempt.message_id)
+            if stored is None:
+                raise  # the database failed: retried
+    if (stored.conversation_id, stored.role, stored.content) != (
+        attempt.conversation_id,
+        Role.USER,
+        attempt.text,
+    ):
+        raise MessageConflict(
+            f"Message id {attempt.message_id} is already used by another message."
+        )
+    return stored
 
 
 class MessageConflict(LookupError):
@@ -295,7 +312,6 @@ class AttemptStore:
         if reply.status == Status.STREAMING:
             return  # the output stream holds it until the attempt ends
         await self._check()
-        await self._ensure_user_message()
         self._reply = await self._store.save_reply(
             reply_id=reply.id,
             conversation_id=reply.conversation_id,
@@ -305,37 +321,6 @@ class AttemptStore:
             metadata=reply.metadata,
         )
         self._saved = True
-
-    async def _ensure_user_message(self) -> None:
-        """Store the job's message before its reply, unless it is there already.
-
-        Normally the gateway stored it while the reply streamed; after a
-        gateway crash between queueing and writing, this is the only write.
-        Raises `MessageConflict` when the id holds a different message.
-        """
-        a = self._attempt
-        if not a.text:
-            return  # an older job: the message was stored before it was queued
-        stored = await self._store.get_message(a.message_id)
-        if stored is None:
-            await self._store.ensure_day(a.day, a.zone or "UTC")
-            try:
-                await self._store.add_message(
-                    conversation_id=a.conversation_id,
-                    role=Role.USER,
-                    content=a.text,
-                    message_id=a.message_id,
-                )
-            except StoreError as exc:
-                raise MessageConflict(str(exc)) from None
-        elif (stored.conversation_id, stored.role, stored.content) != (
-            a.conversation_id,
-            Role.USER,
-            a.text,
-        ):
-            raise MessageConflict(
-                f"Message id {a.message_id} is already used by another message."
-            )
 
     async def get_message(self, message_id: str) -> Message | None:
         if self._saved and self._reply is not None and message_id == self._reply.id:

@@ -34,8 +34,8 @@ async def test_a_job_whose_message_the_gateway_never_stored_still_keeps_it(
     stack: Stack, provider_env: FakeOpenAI
 ) -> None:
     """A gateway that died between queueing and writing: the worker stores the
-    message from the job, before the reply, so neither is lost."""
-    provider_env.enqueue(Text("I kept your words safe."))
+    message from the job before it asks the model, so nothing is lost."""
+    provider_env.enqueue(Text("I kept your words safe.", chunk=3, delay=0.1))
     user_id = stack.user_ids["alice"]
     message_id = str(uuid.uuid4())
     day = days.today("UTC")
@@ -51,8 +51,14 @@ async def test_a_job_whose_message_the_gateway_never_stored_still_keeps_it(
     )
     assert (await stack.gateway.gateway.queue.submit(job)).status == "queued"
     reply_id = reply_id_for(job.job_id)
-    await _wait_stored(stack, "alice", reply_id)
     store = stack.store.for_user(user_id)
+    for _ in range(200):  # the model has the message: the store must have it too
+        if provider_env.requests:
+            break
+        await asyncio.sleep(0.01)
+    assert provider_env.requests and await store.get_message(message_id) is not None
+    assert await store.get_message(reply_id) is None  # still streaming
+    await _wait_stored(stack, "alice", reply_id)
     message = await store.get_message(message_id)
     reply = await store.get_message(reply_id)
     assert message is not None and reply is not None
@@ -62,7 +68,6 @@ async def test_a_job_whose_message_the_gateway_never_stored_still_keeps_it(
     changes, _, _ = await store.pull(0, 100)
     ids = [c["id"] for c in changes if c["entity"] == "messages"]
     assert ids.index(message_id) < ids.index(reply_id)  # the message first
-    # the model saw the message although the store did not have it yet
     assert provider_env.requests[-1]["messages"][-1]["content"] == job.text
 
 
