@@ -131,13 +131,11 @@ async def test_a_resend_before_the_first_write_lands_is_one_message(
         device.send_frame(p.Send(text="Twice?", message_id=message_id, ref="a")),
         device.send_frame(p.Send(text="Twice?", message_id=message_id, ref="b")),
     )
-    both = await device.wait_for(
-        lambda: (
-            [f for f in device.frames if isinstance(f, p.Accepted)][:2]
-            if len([f for f in device.frames if isinstance(f, p.Accepted)]) >= 2
-            else None
-        )
-    )
+
+    def accepted() -> list[p.Accepted]:
+        return [f for f in device.frames if isinstance(f, p.Accepted)]
+
+    both = await device.wait_for(lambda: accepted() if len(accepted()) >= 2 else None)
     assert {a.message_id for a in both} == {message_id}
     assert sorted(a.duplicate for a in both) == [False, True]
     reply = await device.finished(both[0].job_id)
