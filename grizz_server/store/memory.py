@@ -51,9 +51,11 @@ class MemoryMixin:
 
     async def relevant_memories(self, query: str, *, limit: int) -> list[MemoryItem]:
         """Notes matching `query` first, then the most recent others."""
+        recent = await self.list_memory(limit=limit)
+        if not recent:
+            return []  # no notes at all: nothing can match (one query per reply)
         matched = await self.recall(query, limit=limit)
         seen = {item.id for item in matched}
-        recent = await self.list_memory(limit=limit)
         return (matched + [item for item in recent if item.id not in seen])[:limit]
 
     async def list_memory(self, *, limit: int | None = None) -> list[MemoryItem]:
