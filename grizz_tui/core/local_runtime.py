@@ -25,6 +25,7 @@ import os
 import resource
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -211,6 +212,39 @@ def load(
     return llm, info
 
 
+@contextlib.contextmanager
+def _without_amx_repacking(llama_cpp: Any) -> Iterator[None]:
+    """On a CPU with AMX, load without llama.cpp's AMX weight repacking.
+
+    llama.cpp's AMX kernels crash with a SIGSEGV in the first decode of Q4_K
+    models on Sapphire-Rapids-class CPUs (ggml-org/llama.cpp#20824, closed
+    unfixed; other projects' CI hit it too). Seen here: llama-cpp-python
+    0.3.36 built natively on such a machine segfaulted in every local test.
+    Keeping the weights out of the extra (AMX) buffers avoids it, with
+    `use_extra_bufts = False` in the model parameters. `Llama()` has no
+    argument for that and takes its parameters from
+    `llama_model_default_params()` while it loads, so that one function is
+    wrapped for the load (under `_load_lock`). Other CPUs keep the repacked
+    kernels, which are faster.
+    """
+    low = llama_cpp.llama_cpp
+    if b"AMX_INT8 = 1" not in low.llama_print_system_info():
+        yield
+        return
+    original = low.llama_model_default_params
+
+    def params() -> Any:
+        chosen = original()
+        chosen.use_extra_bufts = False
+        return chosen
+
+    low.llama_model_default_params = params
+    try:
+        yield
+    finally:
+        low.llama_model_default_params = original
+
+
 def _construct(llama_cpp: Any, model: ModelFile, n_ctx: int, count: int) -> Any:
     if not local_models.looks_like_gguf(model.path):
         raise _corrupt(model, "not a GGUF file")
@@ -220,6 +254,7 @@ def _construct(llama_cpp: Any, model: ModelFile, n_ctx: int, count: int) -> Any:
             _load_lock,
             contextlib.redirect_stdout(chatter),
             contextlib.redirect_stderr(chatter),
+            _without_amx_repacking(llama_cpp),
         ):
             llm = llama_cpp.Llama(
                 model_path=str(model.path),
