@@ -15,10 +15,7 @@ connect=min(timeout, 15))` (waiting for a pooled connection up to `timeout`,
 the TCP connect up to 15 s, each read up to `timeout`), idle connections kept
 5 s, the proxy from HTTP(S)_PROXY / NO_PROXY (read once; not ALL_PROXY or
 SOCKS), httpx's trust store (certifi, or SSL_CERT_FILE / SSL_CERT_DIR), and
-its errors sorted into the same four kinds. One difference, on purpose: body
-lines end only at \\n, \\r\\n or \\r, as server-sent events define them;
-httpx also splits at the other Unicode line breaks (U+2028, U+0085, ...),
-which breaks a JSON payload that carries one unescaped.
+its errors sorted into the same four kinds.
 """
 
 from __future__ import annotations
@@ -184,52 +181,12 @@ class AiohttpResponse:
     def json(self) -> Any:
         return json.loads(self._read())
 
-    async def aiter_lines(self) -> AsyncIterator[str]:
+    async def aiter_text(self) -> AsyncIterator[str]:
         decode = codecs.getincrementaldecoder("utf-8")(errors="replace").decode
-        lines = LineSplitter()
         async for chunk in self._response.content.iter_any():
-            for line in lines.feed(decode(chunk)):
-                yield line
-        for line in lines.feed(decode(b"", True)):
-            yield line
-        for line in lines.flush():
-            yield line
-
-
-class LineSplitter:
-    """Text in pieces → lines, ended by \\n, \\r\\n or \\r (as SSE defines them).
-
-    A piece ending in \\r ends its line at once; a \\n that starts the next
-    piece is then the rest of that line ending, not an empty line.
-    """
-
-    __slots__ = ("_after_cr", "_rest")
-
-    def __init__(self) -> None:
-        self._rest = ""
-        self._after_cr = False
-
-    def feed(self, text: str) -> list[str]:
-        if not text:
-            return []
-        if self._after_cr:
-            self._after_cr = False
-            if text[0] == "\n":
-                text = text[1:]
-        if "\r" in text:
-            if text[-1] == "\r":
-                self._after_cr = True
-                text = text[:-1].replace("\r\n", "\n").replace("\r", "\n") + "\n"
-            else:
-                text = text.replace("\r\n", "\n").replace("\r", "\n")
-        if "\n" not in text:
-            self._rest += text
-            return []
-        lines = (self._rest + text).split("\n")
-        self._rest = lines.pop()
-        return lines
-
-    def flush(self) -> list[str]:
-        """The last line, if the text did not end with a line ending."""
-        rest, self._rest = self._rest, ""
-        return [rest] if rest else []
+            text = decode(chunk)
+            if text:
+                yield text
+        rest = decode(b"", True)
+        if rest:
+            yield rest

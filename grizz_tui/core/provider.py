@@ -124,8 +124,8 @@ class _Response(Protocol):
         """The body as JSON; `ValueError` if it is not."""
         ...
 
-    def aiter_lines(self) -> AsyncIterator[str]:
-        """The body's lines without their endings (\\n, \\r\\n or \\r)."""
+    def aiter_text(self) -> AsyncIterator[str]:
+        """The body, decoded, in the pieces it arrives in."""
         ...
 
 
@@ -546,7 +546,10 @@ async def _read_to_end(
 async def _sse_payloads(response: _Response) -> AsyncIterator[str]:
     """The `data:` payloads of a server-sent-events body, one per event."""
     data: list[str] = []
-    async for line in response.aiter_lines():
+    # Lines end only at \n, \r\n or \r, as server-sent events define them:
+    # httpx's aiter_lines() also splits at U+2028, U+0085 and the like
+    # (str.splitlines), which broke a JSON payload carrying one unescaped.
+    async for line in _lines(response):
         if not line:
             if data:
                 yield "\n".join(data)
@@ -608,3 +611,52 @@ def _reason(exc: Exception) -> str:
     if "Connection refused" in text or "ConnectError" in text:
         return "connection refused"
     return " ".join(text.split())[:160]
+
+
+async def _lines(response: _Response) -> AsyncIterator[str]:
+    """The body's lines, without their endings."""
+    lines = LineSplitter()
+    async for text in response.aiter_text():
+        for line in lines.feed(text):
+            yield line
+    for line in lines.flush():
+        yield line
+
+
+class LineSplitter:
+    """Text in pieces → lines, ended by \\n, \\r\\n or \\r (as SSE defines them).
+
+    A piece ending in \\r ends its line at once; a \\n that starts the next
+    piece is then the rest of that line ending, not an empty line.
+    """
+
+    __slots__ = ("_after_cr", "_rest")
+
+    def __init__(self) -> None:
+        self._rest = ""
+        self._after_cr = False
+
+    def feed(self, text: str) -> list[str]:
+        if not text:
+            return []
+        if self._after_cr:
+            self._after_cr = False
+            if text[0] == "\n":
+                text = text[1:]
+        if "\r" in text:
+            if text[-1] == "\r":
+                self._after_cr = True
+                text = text[:-1].replace("\r\n", "\n").replace("\r", "\n") + "\n"
+            else:
+                text = text.replace("\r\n", "\n").replace("\r", "\n")
+        if "\n" not in text:
+            self._rest += text
+            return []
+        lines = (self._rest + text).split("\n")
+        self._rest = lines.pop()
+        return lines
+
+    def flush(self) -> list[str]:
+        """The last line, if the text did not end with a line ending."""
+        rest, self._rest = self._rest, ""
+        return [rest] if rest else []

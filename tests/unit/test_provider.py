@@ -292,7 +292,7 @@ async def test_sse_split_across_network_reads(http: str) -> None:
 
 
 def test_line_splitter_at_every_split_point() -> None:
-    from grizz_tui.core.http_aiohttp import LineSplitter
+    from grizz_tui.core.provider import LineSplitter
 
     text = "a\r\nb\rc\n\r\n\rd\r\re"
     expected = ["a", "b", "c", "", "", "d", "", "e"]
@@ -308,13 +308,7 @@ async def test_unicode_line_separator_inside_a_payload(
     fake_openai: FakeOpenAI, http: str, request: pytest.FixtureRequest
 ) -> None:
     """SSE lines end only at \\n, \\r\\n and \\r: a raw U+2028 in a JSON string
-    is text. httpx's line decoder splits there too (str.splitlines)."""
-    if http == "httpx":
-        request.applymarker(
-            pytest.mark.xfail(
-                raises=ProviderError, strict=True, reason="httpx splits at U+2028"
-            )
-        )
+    is text (httpx's own line decoder would split there: str.splitlines)."""
     fake_openai.enqueue(
         RawSSE(
             [
