@@ -217,12 +217,12 @@ class Connection:
     async def on_event(self, event: dict[str, Any]) -> None:
         """A live event for this user from the hub."""
         kind = event.get("kind")
-        if kind == "job" and str(event.get("job_id")) in self.following:
-            # the sending device: `accepted` already gave it the message, and
-            # it follows the reply; its cursor catches up with the reply's
-            # `changed` (one frame less per message)
-            return
         if kind == "job":
+            if str(event.get("job_id")) in self.following:
+                # the sending device: `accepted` already gave it the message,
+                # and it follows the reply; its cursor catches up with the
+                # reply's `changed` (one frame less per message)
+                return
             self.emit_nowait(
                 p.Job(
                     job_id=event["job_id"],

@@ -68,9 +68,10 @@ async def send(conn: Connection, frame: p.Send) -> None:
 
     Queueing comes first, in one script with admission, so a worker starts on
     the reply while the message is written here; a worker that begins before
-    this write lands stores the message itself, before the model sees it. If the message cannot be stored here (its id belongs to another
-    message, or the database failed) the job is withdrawn before the device
-    hears of it: a re-send with the same id is admitted afresh.
+    this write lands stores the message itself, before the model sees it. If
+    the message cannot be stored here (its id belongs to another message, or
+    the database failed) the job is withdrawn before the device hears of it:
+    a re-send with the same id is admitted afresh.
     """
     settings = conn.gateway.settings
     if len(frame.text) > settings.max_message_chars:
