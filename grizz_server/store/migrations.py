@@ -166,6 +166,24 @@ def m002_add_attachments(conn: Connection) -> None:
     )
 
 
+def m003_cover_recent_messages(conn: Connection) -> None:
+    """Index a conversation's live messages in reading order, with their seq.
+
+    A worker's context read (`recent_versions`: the newest live messages of
+    a day, `ORDER BY created_at DESC, id DESC`) walked the old index
+    (user_id, conversation_id, created_at), looked every row up in the table
+    for `deleted` and `seq`, and sorted ties on `id` in a temporary B-tree.
+    This one answers it from the index alone, already in order: 400 rows in
+    139 us instead of 332 us on SQLite (measured in this session's notes).
+    It replaces the old index, whose every use also filters on `deleted`.
+    """
+    conn.exec_driver_sql(
+        "CREATE INDEX messages_by_conversation_live ON messages "
+        "(user_id, conversation_id, deleted, created_at, id, seq)"
+    )
+    conn.exec_driver_sql("DROP INDEX messages_by_conversation")
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -176,6 +194,7 @@ class Migration:
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "create_core_tables", m001_create_core_tables),
     Migration(2, "add_attachments", m002_add_attachments),
+    Migration(3, "cover_recent_messages", m003_cover_recent_messages),
 )
 LATEST = MIGRATIONS[-1].version
 

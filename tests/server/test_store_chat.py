@@ -179,6 +179,53 @@ class TestConversationsAndMessages:
         assert day == "2026-11-20" and [m.content for m in msgs] == ["old one"]
         assert await alice.previous_day("2026-11-20") == ("", [])
 
+    async def test_context_read_is_answered_from_one_index(
+        self, store: ServerStore
+    ) -> None:
+        """A worker's context read runs on every reply: on SQLite it must not
+        visit the table or sort (migration 3); on both, ties on created_at
+        come newest id first and deleted rows stay out."""
+        alice = await user_store(store, "alice")
+        today = await alice.ensure_day(DAY, "UTC")
+        async with store._backend.write() as conn:
+            for name in ("a", "c", "b"):
+                await conn.execute(
+                    text(
+                        "INSERT INTO messages (user_id, id, conversation_id, role, "
+                        "content, status, model, metadata, created_at, updated_at, "
+                        "deleted, seq, has_attachments) VALUES (:u, :id, :c, 'user', "
+                        ":id, 'complete', '', '{}', '2026-11-23T10:00:00+00:00', "
+                        "'2026-11-23T10:00:00+00:00', :d, :s, 0)"
+                    ),
+                    {
+                        "u": alice.user_id,
+                        "id": name,
+                        "c": today,
+                        "d": int(name == "b"),
+                        "s": 100 + ord(name),
+                    },
+                )
+        assert [m.id for m in await alice.recent_messages(today, limit=5)] == [
+            "c",
+            "a",
+        ]
+        if store.dialect != "sqlite":
+            return
+        from grizz_server.store import statements as q
+        from grizz_server.store.backend import compiled
+
+        sql = compiled(q.recent_versions, "sqlite")[0]
+        async with store._backend.read() as conn:
+            raw = await conn.run_sync(
+                lambda sync: sync.exec_driver_sql(
+                    f"EXPLAIN QUERY PLAN {sql}",
+                    (alice.user_id, today, 0, 5, 0),
+                ).fetchall()
+            )
+        details = " | ".join(str(row[-1]) for row in raw)
+        assert "COVERING INDEX messages_by_conversation_live" in details, details
+        assert "TEMP B-TREE" not in details, details
+
 
 class TestMemory:
     async def test_remember_recall_forget(self, store: ServerStore) -> None:
