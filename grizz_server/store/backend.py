@@ -38,6 +38,7 @@ from grizz_tui.errors import StoreError
 
 from . import statements as q
 from .engine import Target, create_postgres_engine, create_sqlite_engine, describe
+from .recent import Windows
 
 DRIVER_ERRORS: tuple[type[Exception], ...] = (
     sqlite3.Error,
@@ -134,6 +135,8 @@ class Backend:
         """(user_id, day) pairs whose conversation is known to exist."""
         self.rows = q.RowCache()
         """Messages and notes already built from fetched rows (see `RowCache`)."""
+        self.windows = Windows()
+        """Each conversation's newest messages, caught up by seq (`recent.py`)."""
 
     @staticmethod
     def open(target: Target, *, pool_size: int = 8) -> Backend:

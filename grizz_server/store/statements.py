@@ -89,18 +89,14 @@ recent_messages = (
     .order_by(_m.created_at.desc(), _m.id.desc())
     .limit(bindparam("k_limit", type_=Integer))
 )
-recent_versions = (
-    select(_m.id, _m.seq)
-    .where(
-        _m.user_id == _uid,
-        _m.conversation_id == bindparam("k_conversation", type_=Text),
-        _m.deleted == 0,
-    )
-    .order_by(_m.created_at.desc(), _m.id.desc())
+messages_changed_since = (
+    select(messages)
+    .where(_m.user_id == _uid, _m.seq > bindparam("k_after", type_=BigInteger))
+    .order_by(_m.seq)
     .limit(bindparam("k_limit", type_=Integer))
 )
-"""Only (id, seq) of `recent_messages`: cheap to fetch, and enough to find the
-messages already built in the `RowCache`."""
+"""A user's message rows written after change number `k_after`, in order
+(the `Windows` catch-up; any conversation: the index is (user_id, seq))."""
 previous_day = (
     select(_c.id, _c.day)
     .where(
@@ -230,6 +226,7 @@ touch_token = (
 _ROLES = {str(role): role for role in Role}
 _STATUSES = {str(status): status for status in Status}
 _MI = {name: i for i, name in enumerate(messages.c.keys())}
+MESSAGE_SEQ = _MI["seq"]
 _NI = {name: i for i, name in enumerate(memory.c.keys())}
 
 

@@ -28,8 +28,6 @@ from .memory import MemoryMixin, dumps
 from .pull import pull as pull_changes
 
 PREVIOUS_DAY_MESSAGES = 60
-RECENT_REFETCH_LIMIT = 16
-"""Past this many uncached messages, `recent_messages` reads the page whole."""
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
@@ -278,31 +276,17 @@ class UserStore(MemoryMixin):
     ) -> list[Message]:
         """The newest `limit` live messages of a conversation, newest first.
 
-        Reads only (id, seq) of the page first: messages already built from
-        that very version come from the row cache, and only the others (new
-        or changed since) are fetched whole.
+        Served from this process's window of the conversation, which reads
+        only the rows written since its last read (`recent.py`).
         """
-        skip = set(exclude)
-        params = {
-            "k_uid": self.user_id,
-            "k_conversation": conversation_id,
-            "k_limit": limit + len(skip),
-        }
-        versions = [
-            v
-            for v in await self._b.fetch(q.recent_versions, params)
-            if v[0] not in skip
-        ][:limit]
-        cache = self._b.rows
-        found = [cache.cached("m", self.user_id, v[0], v[1]) for v in versions]
-        if found.count(None) > RECENT_REFETCH_LIMIT:
-            rows = await self._b.fetch(q.recent_messages, params)
-            fresh = cache.messages(self.user_id, rows)
-            return [m for m in fresh if m.id not in skip][:limit]
-        for i, (message_id, _) in enumerate(versions):
-            if found[i] is None:
-                found[i] = await self.get_message(message_id)
-        return [m for m in found if m is not None and not m.deleted]
+        return await self._b.windows.newest(
+            self._b.fetch,
+            self._b.rows,
+            self.user_id,
+            conversation_id,
+            limit,
+            set(exclude),
+        )
 
     async def previous_day(self, before_day: str) -> tuple[str, list[Message]]:
         """(day, its messages newest first) of the last earlier day with messages."""

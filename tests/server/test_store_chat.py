@@ -179,12 +179,11 @@ class TestConversationsAndMessages:
         assert day == "2026-11-20" and [m.content for m in msgs] == ["old one"]
         assert await alice.previous_day("2026-11-20") == ("", [])
 
-    async def test_context_read_is_answered_from_one_index(
-        self, store: ServerStore
-    ) -> None:
-        """A worker's context read runs on every reply: on SQLite it must not
-        visit the table or sort (migration 3); on both, ties on created_at
-        come newest id first and deleted rows stay out."""
+    async def test_context_reads_use_their_indexes(self, store: ServerStore) -> None:
+        """A worker reads a day's newest messages on every reply: ties on
+        created_at come newest id first and deleted rows stay out; on SQLite
+        the whole read walks one index in order (migration 3) and the
+        catch-up read walks the user's change numbers."""
         alice = await user_store(store, "alice")
         today = await alice.ensure_day(DAY, "UTC")
         async with store._backend.write() as conn:
@@ -214,17 +213,22 @@ class TestConversationsAndMessages:
         from grizz_server.store import statements as q
         from grizz_server.store.backend import compiled
 
-        sql = compiled(q.recent_versions, "sqlite")[0]
-        async with store._backend.read() as conn:
-            raw = await conn.run_sync(
-                lambda sync: sync.exec_driver_sql(
-                    f"EXPLAIN QUERY PLAN {sql}",
-                    (alice.user_id, today, 0, 5, 0),
-                ).fetchall()
-            )
-        details = " | ".join(str(row[-1]) for row in raw)
-        assert "COVERING INDEX messages_by_conversation_live" in details, details
-        assert "TEMP B-TREE" not in details, details
+        async def plan(statement: object, args: tuple[object, ...]) -> str:
+            sql = compiled(statement, "sqlite")[0]
+            async with store._backend.read() as conn:
+                rows = await conn.run_sync(
+                    lambda sync: sync.exec_driver_sql(
+                        f"EXPLAIN QUERY PLAN {sql}", args
+                    ).fetchall()
+                )
+            return " | ".join(str(row[-1]) for row in rows)
+
+        whole = await plan(q.recent_messages, (alice.user_id, today, 0, 5, 0))
+        assert "INDEX messages_by_conversation_live" in whole, whole
+        assert "TEMP B-TREE" not in whole, whole
+        since = await plan(q.messages_changed_since, (alice.user_id, 0, 64, 0))
+        assert "INDEX messages_by_seq (user_id=? AND seq>?)" in since, since
+        assert "TEMP B-TREE" not in since, since
 
 
 class TestMemory:
