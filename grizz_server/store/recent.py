@@ -23,8 +23,8 @@ Correctness rests on three rules:
   suspend, and an older read applied after a newer one would bring back a
   stale row.
 
-Windows are bounded by the number of messages they may hold in all
-(`max_messages`, counted by their sizes); the least recently used go first.
+Windows are bounded by the number of messages they hold in all
+(`max_messages`); the least recently used go first.
 
 Must not import: the core, the provider, websockets, redis.
 """
@@ -112,8 +112,9 @@ class Windows:
     def __init__(self, max_messages: int = 50_000) -> None:
         self.max_messages = max_messages
         self._windows: OrderedDict[tuple[str, str], _Window] = OrderedDict()
-        self._sizes = 0
-        """The sum of every window's `size`: the most messages they can hold."""
+        self._held = 0
+        """Messages held by all windows (list slots; the records themselves
+        are mostly shared with the `RowCache`)."""
 
     async def newest(
         self,
@@ -130,17 +131,20 @@ class Windows:
         key = (user_id, conversation_id)
         window = self._windows.get(key)
         if window is None or window.size < want:
-            old = window.size if window is not None else 0
-            window = _Window(size=max(want, old))
+            if window is not None:
+                self._held -= len(window.items)
+            window = _Window(size=max(want, window.size if window else 0))
             self._windows[key] = window
-            self._sizes += window.size - old
-            self._bound()
         self._windows.move_to_end(key)
         async with window.lock:
+            before = len(window.items)
             if window.watermark < 0 or not await self._catch_up(
                 fetch, rows, window, user_id, conversation_id
             ):
                 await self._read_whole(fetch, rows, window, user_id, conversation_id)
+            if self._windows.get(key) is window:  # not evicted meanwhile
+                self._held += len(window.items) - before
+                self._bound()
             return window.newest(limit, skip)
 
     async def _catch_up(
@@ -188,6 +192,6 @@ class Windows:
 
     def _bound(self) -> None:
         """Evict the least recently used windows past `max_messages`."""
-        while self._sizes > self.max_messages and len(self._windows) > 1:
+        while self._held > self.max_messages and len(self._windows) > 1:
             _, oldest = self._windows.popitem(last=False)
-            self._sizes -= oldest.size
+            self._held -= len(oldest.items)
