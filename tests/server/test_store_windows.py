@@ -19,7 +19,6 @@ from sqlalchemy import text
 from grizz_server.store import ServerStore, UserStore
 from grizz_server.store.recent import CATCH_UP_LIMIT, Windows
 from grizz_tui.store.conversations import day_conversation_id
-from grizz_tui.store.models import Role
 from tests.server.conftest_store import *  # noqa: F403
 
 DAYS = ("2026-11-22", "2026-11-23")
