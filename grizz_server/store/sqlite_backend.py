@@ -76,30 +76,79 @@ def _raw(sync: Connection) -> sqlite3.Connection:
     return sync.connection.dbapi_connection  # type: ignore[return-value]
 
 
-class SqliteBackend(Backend):
-    """The sqlite3 driver run inline; writers queue for the lock with asyncio.sleep.
+class _Group:
+    """One write transaction shared by the writers of one event-loop turn."""
 
-    Statements inside a transaction never suspend, so one connection serves the
-    whole process: no two of its transactions can interleave on the event
-    loop, and no pool checkout is paid per call.
+    __slots__ = (
+        "begin",
+        "begun",
+        "broken",
+        "done",
+        "open",
+        "pending",
+        "scheduled",
+        "writes",
+    )
+
+    def __init__(self, begun: asyncio.Future[None], done: asyncio.Future[None]) -> None:
+        self.begun = begun
+        """BEGIN IMMEDIATE went through (or why not): every joiner waits on it."""
+        self.done = done
+        """The COMMIT went through (or why not)."""
+        self.open = False
+        """Writers may join: begun and not yet committing."""
+        self.pending = 0
+        """Writers that joined and have not yet released their savepoint."""
+        self.scheduled = False
+        self.writes = 0
+        self.broken: BaseException | None = None
+        """A savepoint could not be rolled back: the whole group must fail."""
+        self.begin: asyncio.Task[None] | None = None
+
+
+class SqliteBackend(Backend):
+    """The sqlite3 driver run inline, on two connections of the process.
+
+    Reads (`read`, `snapshot`, `fetch`) use one connection in autocommit mode,
+    so they only ever see committed data. Writes use the other, in *group
+    commits*: every writer that arrives while a write transaction is open
+    joins it inside its own SAVEPOINT (a writer's error or `Discard` rolls
+    back only its own statements, and gives back its change numbers), and
+    the transaction commits at the start of the next event-loop turn, once
+    all its writers have run. A writer returns only after that COMMIT, so a
+    write is durable before its caller moves on (DESIGN, guarantee 1); a
+    failed COMMIT fails every writer of the group and stores none of them.
+    Under load a gateway stores the messages of a whole burst, and a worker
+    the replies that ended together, in one transaction: one lock round and
+    one WAL append instead of one per message.
+
+    Statements inside a transaction never suspend, so no two writers'
+    statements interleave; only waiting for another process's lock sleeps
+    (with asyncio.sleep, never blocking the loop). Write bodies must not
+    nest `write()` (the inner one would wait for its own group's commit).
     """
 
     def __init__(self, target: Target, engine: Engine) -> None:
         super().__init__(target)
         self.engine = engine
-        self._sync: Connection | None = None
+        self._reader: Connection | None = None
+        self._writer: Connection | None = None
+        self._group: _Group | None = None
         self._commits = 0
+        self.transactions = 0
+        """Write transactions committed by this process (tests, diagnostics)."""
         self._checkpoint: asyncio.Task[None] | None = None
 
-    def _committed(self) -> None:
-        """Every `CHECKPOINT_EVERY` commits, checkpoint the WAL in a thread.
+    def _committed(self, writes: int) -> None:
+        """Every `CHECKPOINT_EVERY` writes, checkpoint the WAL in a thread.
 
         A checkpoint copies the WAL into the database file and fsyncs it, which
         can take milliseconds on a busy disk; done inline it would stall the
         event loop (a worker's lease keeper, a gateway's sockets).
         """
-        self._commits += 1
-        if self._commits % CHECKPOINT_EVERY or (
+        before = self._commits
+        self._commits += writes
+        if self._commits // CHECKPOINT_EVERY == before // CHECKPOINT_EVERY or (
             self._checkpoint is not None and not self._checkpoint.done()
         ):
             return
@@ -108,22 +157,30 @@ class SqliteBackend(Backend):
             asyncio.to_thread(_checkpoint, self.target.path)
         )
 
-    def _connection(self) -> Connection:
-        if self._sync is None or self._sync.closed or self._sync.invalidated:
-            if self._sync is not None:
-                self._sync.close()
-            self._sync = self.engine.connect()
-        return self._sync
+    def _fresh(self, conn: Connection | None) -> Connection:
+        if conn is None or conn.closed or conn.invalidated:
+            if conn is not None:
+                conn.close()
+            conn = self.engine.connect()
+        return conn
+
+    def _read_conn(self) -> Connection:
+        self._reader = self._fresh(self._reader)
+        return self._reader
+
+    def _write_conn(self) -> Connection:
+        self._writer = self._fresh(self._writer)
+        return self._writer
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[Conn]:
         async with self.translated():
-            yield _Inline(self._connection())
+            yield _Inline(self._read_conn())
 
     @contextlib.asynccontextmanager
     async def snapshot(self) -> AsyncIterator[Conn]:
         async with self.translated():
-            sync = self._connection()
+            sync = self._read_conn()
             sync.rollback()  # end SQLAlchemy's implicit (driver-less) transaction
             sync.exec_driver_sql("BEGIN")
             try:
@@ -135,19 +192,99 @@ class SqliteBackend(Backend):
     async def write(self) -> AsyncIterator[Conn]:
         try:
             async with self.translated():
-                sync = await self._begin_immediate()
-                raw = _raw(sync)
+                group = await self._join()
+                raw = _raw(self._write_conn())
                 try:
-                    yield _Inline(sync)
-                except BaseException:
-                    sync.rollback()  # SQLAlchemy's bookkeeping, then the driver's
-                    raw.rollback()
-                    raise
-                sync.commit()
-                raw.commit()  # statements run raw leave SQLAlchemy unaware
-            self._committed()
+                    raw.execute("SAVEPOINT grizz_write")
+                    try:
+                        yield _Inline(self._write_conn())
+                    except BaseException:
+                        try:
+                            raw.execute("ROLLBACK TO grizz_write")
+                            raw.execute("RELEASE grizz_write")
+                        except sqlite3.Error as exc:
+                            group.broken = exc
+                        raise
+                    raw.execute("RELEASE grizz_write")
+                    group.writes += 1
+                finally:
+                    group.pending -= 1
+                    self._schedule_commit(group)
+                await asyncio.shield(group.done)
         except Discard:
             pass
+
+    async def _join(self) -> _Group:
+        """The open write transaction, begun now if there is none."""
+        loop = asyncio.get_running_loop()
+        while True:
+            group = self._group
+            if group is None:
+                group = _Group(loop.create_future(), loop.create_future())
+                group.done.add_done_callback(_retrieved)
+                group.begun.add_done_callback(_retrieved)
+                self._group = group
+                # its own task: a cancelled writer must not cancel the others' BEGIN
+                group.begin = asyncio.ensure_future(self._begin(group))
+            elif group.open:
+                group.pending += 1
+                return group
+            elif group.begun.done():  # committing: join the next one
+                await asyncio.wait([group.done])
+                continue
+            group.pending += 1
+            try:
+                await asyncio.shield(group.begun)
+            except BaseException:
+                group.pending -= 1
+                if group.open:
+                    self._schedule_commit(group)
+                raise
+            return group
+
+    async def _begin(self, group: _Group) -> None:
+        try:
+            await self._begin_immediate()
+        except BaseException as exc:
+            if self._group is group:
+                self._group = None
+            group.begun.set_exception(exc)
+            group.done.set_exception(exc)
+            return
+        group.open = True
+        group.begun.set_result(None)
+        self._schedule_commit(group)  # commits even if every joiner went away
+
+    def _schedule_commit(self, group: _Group) -> None:
+        if not group.scheduled and group.open:
+            group.scheduled = True
+            asyncio.get_running_loop().call_soon(self._commit, group)
+
+    def _commit(self, group: _Group) -> None:
+        """COMMIT the group once every writer in it has run (a loop callback)."""
+        group.scheduled = False
+        if group.pending or not group.open:
+            return  # the last writer to finish schedules it again
+        group.open = False
+        if self._group is group:
+            self._group = None
+        sync = self._write_conn()
+        raw = _raw(sync)
+        try:
+            if group.broken is not None:
+                raise group.broken
+            sync.commit()
+            raw.commit()  # statements run raw leave SQLAlchemy unaware
+        except BaseException as exc:
+            with contextlib.suppress(sqlite3.Error):
+                sync.rollback()
+                raw.rollback()  # a COMMIT refused by a deferred check stays open
+            group.done.set_exception(exc)
+            return
+        self.transactions += 1
+        group.done.set_result(None)
+        if group.writes:
+            self._committed(group.writes)
 
     async def _begin_immediate(self) -> Connection:
         """Take the write lock, sleeping (not blocking the loop) while it is busy."""
@@ -155,7 +292,7 @@ class SqliteBackend(Backend):
         deadline = loop.time() + LOCK_WAIT_S
         delay = 0.0005
         while True:
-            sync = self._connection()
+            sync = self._write_conn()
             sync.rollback()
             raw = _raw(sync)
             raw.execute("PRAGMA busy_timeout = 0")
@@ -173,13 +310,22 @@ class SqliteBackend(Backend):
     async def fetch(self, statement: Any, params: dict[str, Any]) -> list[Any]:
         sql, args = bind_arguments(statement, "sqlite", params)
         async with self.translated():
-            rows: list[Any] = _raw(self._connection()).execute(sql, args).fetchall()
+            rows: list[Any] = _raw(self._read_conn()).execute(sql, args).fetchall()
             return rows
 
     async def dispose(self) -> None:
+        while self._group is not None:
+            await asyncio.wait([self._group.done])
         if self._checkpoint is not None:
             await asyncio.gather(self._checkpoint, return_exceptions=True)
-        if self._sync is not None:
-            self._sync.close()
-            self._sync = None
+        for conn in (self._reader, self._writer):
+            if conn is not None:
+                conn.close()
+        self._reader = self._writer = None
         self.engine.dispose()
+
+
+def _retrieved(future: asyncio.Future[None]) -> None:
+    """Mark a group's outcome as seen even when every writer went away."""
+    if not future.cancelled():
+        future.exception()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -309,6 +311,134 @@ class TestSqliteLocking:
             assert await user.list_memory() == []
             await user.remember("stored now")  # the store recovers
             assert len(await user.list_memory()) == 1
+        finally:
+            other.close()
+            await store.close()
+
+
+class TestSqliteGroupCommit:
+    """Writers of one event-loop turn share a transaction, each in its own
+    savepoint, and return only after its COMMIT."""
+
+    async def test_writers_of_one_turn_share_a_commit(self, tmp_path: Path) -> None:
+        import asyncio
+
+        path = tmp_path / "server.db"
+        store = await ServerStore.open(f"sqlite:///{path}")
+        try:
+            user = store.for_user((await store.add_user("alice")).id)
+            before = store._backend.transactions  # type: ignore[attr-defined]
+            notes = await asyncio.gather(*(user.remember(f"n{i}") for i in range(20)))
+            assert store._backend.transactions - before <= 2  # type: ignore[attr-defined]
+            # committed by the time they returned: another connection sees them
+            other = sqlite3.connect(path)
+            try:
+                seqs = sorted(
+                    r[0] for r in other.execute("SELECT seq FROM memory").fetchall()
+                )
+            finally:
+                other.close()
+            assert seqs == list(range(1, 21))
+            assert {n.id for n in notes} == {n.id for n in await user.list_memory()}
+        finally:
+            await store.close()
+
+    async def test_one_failing_writer_leaves_the_others(self, tmp_path: Path) -> None:
+        import asyncio
+
+        store = await ServerStore.open(f"sqlite:///{tmp_path / 'server.db'}")
+        try:
+            user = store.for_user((await store.add_user("alice")).id)
+            conv = await user.ensure_day("2026-11-23", "UTC")
+            results = await asyncio.gather(
+                user.add_message(conversation_id=conv, role=Role.USER, content="a"),
+                user.add_message(conversation_id="nope", role=Role.USER, content="b"),
+                user.forget("no-such-note"),  # changes nothing: Discard
+                user.add_message(conversation_id=conv, role=Role.USER, content="c"),
+                return_exceptions=True,
+            )
+            assert isinstance(results[1], StoreError)
+            assert results[2] is None
+            stored = await user.recent_messages(conv, limit=10)
+            assert sorted(m.content for m in stored) == ["a", "c"]
+            # the refused and discarded writers gave their numbers back
+            assert await user.current_seq() == 3
+        finally:
+            await store.close()
+
+    async def test_a_refused_commit_fails_the_whole_group(self, tmp_path: Path) -> None:
+        """A COMMIT SQLite refuses (here a deferred foreign key) stores none of
+        the group's writes, fails each of its writers, and the next write works."""
+        import asyncio
+
+        store = await ServerStore.open(f"sqlite:///{tmp_path / 'server.db'}")
+        backend = store._backend
+        try:
+            user = store.for_user((await store.add_user("alice")).id)
+            conv = await user.ensure_day("2026-11-23", "UTC")
+
+            async def dangling() -> None:
+                async with backend.write() as conn:
+                    await conn.run_sync(
+                        lambda sync: sync.exec_driver_sql(
+                            "PRAGMA defer_foreign_keys = ON"
+                        )
+                    )
+                    await conn.execute(
+                        text(
+                            "INSERT INTO messages (user_id, id, conversation_id, "
+                            "role, content, status, model, metadata, created_at, "
+                            "updated_at, deleted, seq, has_attachments) VALUES "
+                            "(:u, 'x', 'no-such-day', 'user', 'x', 'complete', '', "
+                            "'{}', 't', 't', 0, 99, 0)"
+                        ),
+                        {"u": user.user_id},
+                    )
+
+            results = await asyncio.gather(
+                user.add_message(conversation_id=conv, role=Role.USER, content="a"),
+                dangling(),
+                return_exceptions=True,
+            )
+            assert all(isinstance(r, StoreError) for r in results), results
+            assert "FOREIGN KEY" in str(results[1])
+            assert await user.recent_messages(conv, limit=10) == []
+            assert await user.current_seq() == 1  # only the day
+            again = await user.add_message(
+                conversation_id=conv, role=Role.USER, content="b"
+            )
+            assert [m.id for m in await user.recent_messages(conv, limit=10)] == [
+                again.id
+            ]
+        finally:
+            await store.close()
+
+    async def test_a_cancelled_writer_does_not_stop_the_others(
+        self, tmp_path: Path
+    ) -> None:
+        """The first writer of a group is cancelled while the group waits for
+        another process's lock: the others still write."""
+        import asyncio
+
+        path = tmp_path / "server.db"
+        store = await ServerStore.open(f"sqlite:///{path}")
+        other = sqlite3.connect(path, isolation_level=None)
+        try:
+            user = store.for_user((await store.add_user("alice")).id)
+            other.execute("BEGIN IMMEDIATE")
+            first = asyncio.create_task(user.remember("cancelled"))
+            await asyncio.sleep(0.01)
+            rest = [asyncio.create_task(user.remember(f"kept {i}")) for i in range(3)]
+            await asyncio.sleep(0.01)
+            first.cancel()
+            await asyncio.sleep(0.01)
+            other.execute("COMMIT")
+            kept = await asyncio.wait_for(asyncio.gather(*rest), 5)
+            with contextlib.suppress(asyncio.CancelledError):
+                await first
+            notes = {n.content for n in await user.list_memory()}
+            assert {k.content for k in kept} <= notes
+            assert notes - {"cancelled"} == {"kept 0", "kept 1", "kept 2"}
         finally:
             other.close()
             await store.close()
