@@ -167,6 +167,14 @@ class Backend:
     async def dispose(self) -> None:
         raise NotImplementedError
 
+    async def settle(self) -> None:
+        """Wait until this process's writes in flight are committed (or failed).
+
+        Reads see only committed data; a write that found a row already there
+        may have found one that another writer of this process has not
+        committed yet (SQLite's group commit). Nothing to wait for otherwise.
+        """
+
     async def fetch(self, statement: Any, params: dict[str, Any]) -> list[Any]:
         """Run a prebuilt SELECT straight on the driver; rows as tuples.
 

@@ -313,9 +313,12 @@ class SqliteBackend(Backend):
             rows: list[Any] = _raw(self._read_conn()).execute(sql, args).fetchall()
             return rows
 
-    async def dispose(self) -> None:
+    async def settle(self) -> None:
         while self._group is not None:
             await asyncio.wait([self._group.done])
+
+    async def dispose(self) -> None:
+        await self.settle()
         if self._checkpoint is not None:
             await asyncio.gather(self._checkpoint, return_exceptions=True)
         for conn in (self._reader, self._writer):

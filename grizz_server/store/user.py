@@ -151,6 +151,9 @@ class UserStore(MemoryMixin):
         return await self._existing_message(row)
 
     async def _existing_message(self, row: dict[str, Any]) -> Message:
+        # the row may be another writer's in this process's open write group
+        # (a device re-sending at once): committed once that group is
+        await self._b.settle()
         existing = await self.get_message(row["id"])
         if existing is None or (
             existing.conversation_id,

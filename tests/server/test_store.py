@@ -366,6 +366,33 @@ class TestSqliteGroupCommit:
         finally:
             await store.close()
 
+    async def test_the_same_message_twice_in_one_turn_is_one_message(
+        self, tmp_path: Path
+    ) -> None:
+        """A device re-sends a message at once: the second writer finds the
+        first one's row not yet committed, and still gets the message."""
+        import asyncio
+
+        store = await ServerStore.open(f"sqlite:///{tmp_path / 'server.db'}")
+        try:
+            user = store.for_user((await store.add_user("alice")).id)
+            conv = await user.ensure_day("2026-11-23", "UTC")
+            first, second = await asyncio.gather(
+                *(
+                    user.add_message(
+                        conversation_id=conv,
+                        role=Role.USER,
+                        content="same",
+                        message_id="m1",
+                    )
+                    for _ in range(2)
+                )
+            )
+            assert first == second
+            assert [m.id for m in await user.recent_messages(conv, limit=5)] == ["m1"]
+        finally:
+            await store.close()
+
     async def test_a_refused_commit_fails_the_whole_group(self, tmp_path: Path) -> None:
         """A COMMIT SQLite refuses (here a deferred foreign key) stores none of
         the group's writes, fails each of its writers, and the next write works."""
