@@ -50,6 +50,8 @@ Fetch = Callable[[Any, dict[str, Any]], Awaitable[list[Any]]]
 
 @dataclass
 class _Window:
+    user_id: str
+    conversation_id: str
     size: int
     watermark: int = -1
     complete: bool = False
@@ -133,65 +135,58 @@ class Windows:
         if window is None or window.size < want:
             if window is not None:
                 self._held -= len(window.items)
-            window = _Window(size=max(want, window.size if window else 0))
+            size = max(want, window.size if window else 0)
+            window = _Window(user_id, conversation_id, size)
             self._windows[key] = window
         self._windows.move_to_end(key)
         async with window.lock:
             before = len(window.items)
-            if window.watermark < 0 or not await self._catch_up(
-                fetch, rows, window, user_id, conversation_id
-            ):
-                await self._read_whole(fetch, rows, window, user_id, conversation_id)
+            if window.watermark < 0 or not await _catch_up(fetch, rows, window):
+                await _read_whole(fetch, rows, window)
             if self._windows.get(key) is window:  # not evicted meanwhile
                 self._held += len(window.items) - before
                 self._bound()
             return window.newest(limit, skip)
-
-    async def _catch_up(
-        self,
-        fetch: Fetch,
-        rows: q.RowCache,
-        window: _Window,
-        user_id: str,
-        conversation_id: str,
-    ) -> bool:
-        """Apply the user's changes since the watermark; False when the window
-        must be read whole instead."""
-        changed = await fetch(
-            q.messages_changed_since,
-            {"k_uid": user_id, "k_after": window.watermark, "k_limit": CATCH_UP_LIMIT},
-        )
-        if len(changed) >= CATCH_UP_LIMIT:
-            return False
-        seq_at = q.MESSAGE_SEQ
-        for message, row in zip(rows.messages(user_id, changed), changed, strict=True):
-            if message.conversation_id == conversation_id:
-                window.apply(message)
-            window.watermark = max(window.watermark, int(row[seq_at]))
-        return not window.short
-
-    async def _read_whole(
-        self,
-        fetch: Fetch,
-        rows: q.RowCache,
-        window: _Window,
-        user_id: str,
-        conversation_id: str,
-    ) -> None:
-        seq = await fetch(q.current_seq, {"k_uid": user_id})
-        watermark = int(seq[0][0]) if seq else 0
-        found = await fetch(
-            q.recent_messages,
-            {
-                "k_uid": user_id,
-                "k_conversation": conversation_id,
-                "k_limit": window.size,
-            },
-        )
-        window.fill(rows.messages(user_id, found), watermark)
 
     def _bound(self) -> None:
         """Evict the least recently used windows past `max_messages`."""
         while self._held > self.max_messages and len(self._windows) > 1:
             _, oldest = self._windows.popitem(last=False)
             self._held -= len(oldest.items)
+
+
+async def _catch_up(fetch: Fetch, rows: q.RowCache, window: _Window) -> bool:
+    """Apply the user's changes since the watermark; False when the window
+    must be read whole instead."""
+    changed = await fetch(
+        q.messages_changed_since,
+        {
+            "k_uid": window.user_id,
+            "k_after": window.watermark,
+            "k_limit": CATCH_UP_LIMIT,
+        },
+    )
+    if len(changed) >= CATCH_UP_LIMIT:
+        return False
+    seq_at = q.MESSAGE_SEQ
+    for message, row in zip(
+        rows.messages(window.user_id, changed), changed, strict=True
+    ):
+        if message.conversation_id == window.conversation_id:
+            window.apply(message)
+        window.watermark = max(window.watermark, int(row[seq_at]))
+    return not window.short
+
+
+async def _read_whole(fetch: Fetch, rows: q.RowCache, window: _Window) -> None:
+    seq = await fetch(q.current_seq, {"k_uid": window.user_id})
+    watermark = int(seq[0][0]) if seq else 0
+    found = await fetch(
+        q.recent_messages,
+        {
+            "k_uid": window.user_id,
+            "k_conversation": window.conversation_id,
+            "k_limit": window.size,
+        },
+    )
+    window.fill(rows.messages(window.user_id, found), watermark)

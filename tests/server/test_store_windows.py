@@ -43,6 +43,16 @@ def pushed(mid: str, day: str, second: int, **data: Any) -> dict[str, Any]:
     }
 
 
+async def delete(user: UserStore, mid: str) -> bool:
+    """Tombstone a message the way a device does (a push); False if none."""
+    found = await user.get_message(mid)
+    if found is None:
+        return False
+    data = {**found.to_dict(), "deleted": True, "updated_at": "2999-01-01T00:00Z"}
+    await user.push([{"entity": "messages", "id": mid, "data": data}])
+    return True
+
+
 async def truth(
     store: ServerStore, user_id: str, conv: str, limit: int, skip: set[str]
 ) -> list[tuple[str, str]]:
@@ -121,21 +131,7 @@ class TestWindows:
             elif op == "edit" and await writer.get_message(mid) is not None:
                 await writer.update_message(mid, content=f"edit {second} of {mid}")
             elif op == "delete":
-                found = await writer.get_message(mid)
-                if found is not None:
-                    await writer.push(
-                        [
-                            {
-                                "entity": "messages",
-                                "id": mid,
-                                "data": {
-                                    **found.to_dict(),
-                                    "deleted": True,
-                                    "updated_at": "2999-01-01T00:00:00+00:00",
-                                },
-                            }
-                        ]
-                    )
+                await delete(writer, mid)
             conv = day_conversation_id(day)
             skip = {mid} if second % 2 else set()
             expected = await truth(store, mine.user_id, conv, limit, skip)
@@ -154,21 +150,7 @@ class TestWindows:
             "m17",
         ]
         for mid in ("m19", "m18", "m17"):
-            found = await other.get_message(mid)
-            assert found is not None
-            await other.push(
-                [
-                    {
-                        "entity": "messages",
-                        "id": mid,
-                        "data": {
-                            **found.to_dict(),
-                            "deleted": True,
-                            "updated_at": "2999-01-01T00:00:00+00:00",
-                        },
-                    }
-                ]
-            )
+            assert await delete(other, mid)
         assert [m for m, _ in await seen(mine, conv, 3, set())] == [
             "m16",
             "m15",
