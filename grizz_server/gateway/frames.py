@@ -105,7 +105,8 @@ async def send(conn: Connection, frame: p.Send) -> None:
     if admission.status != "queued":
         conn.unfollow(job.job_id)
     if admission.status == "exists":
-        await _accept(conn, frame, job.job_id, await _existing(conn, job), True)
+        existing = await _existing(conn, job, same_day=bool(frame.day))
+        await _accept(conn, frame, job.job_id, existing, True)
         return
     _refuse(admission.status, admission.retry_after_ms)
     try:
@@ -135,15 +136,32 @@ async def _store(conn: Connection, job: JobMessage) -> Message:
         raise ProtocolError(str(exc), code=p.CONFLICT) from None
 
 
-async def _existing(conn: Connection, job: JobMessage) -> Message | None:
+async def _existing(
+    conn: Connection, job: JobMessage, *, same_day: bool
+) -> Message | None:
     """The message of a job sent before: the stored one, or stored now.
 
     A re-send can arrive before the first send's write (or after a gateway
     died between queueing and writing); then the message is stored from
-    this frame, which must match.
+    this frame, which must match. A stored message must match the re-send
+    too: the same text, and the same day when the re-send names one (an
+    empty `day` means "the day it was sent", so a re-send after midnight
+    is still a duplicate); otherwise the id is a `conflict`.
     """
     message = await conn.store.get_message(job.message_id)
-    return message if message is not None else await _store(conn, job)
+    if message is None:
+        return await _store(conn, job)
+    if (
+        message.role != Role.USER
+        or message.content != job.text
+        or (same_day and message.conversation_id != job.conversation_id)
+    ):
+        raise ProtocolError(
+            "This message id is already used by a different message; "
+            "give a new message a new id.",
+            code=p.CONFLICT,
+        )
+    return message
 
 
 async def _job_event(conn: Connection, job_id: str, message: Message) -> dict[str, Any]:
