@@ -22,10 +22,9 @@ import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from grizz_server.redis_server import RedisProcess
-from grizz_server.settings import ServerSettings, server_dir
+from grizz_server.settings import ServerSettings, mask_password, server_dir
 from grizz_tui.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -40,11 +39,7 @@ def run_file() -> Path:
 
 def safe_url(url: str) -> str:
     """`url` with any password replaced by `***` (for logs and messages)."""
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
+    return mask_password(url)
 
 
 @dataclass

@@ -12,15 +12,22 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from grizz_tui import paths
 from grizz_tui.errors import ConfigError
 
 ENV_PREFIX = "GRIZZ_SERVER_"
+STARTUP_FAILED = 78
+"""Exit status of a gateway or worker that cannot start for a reason retrying
+will not fix (bad configuration, port taken, unusable database): the launcher
+stops the server instead of restarting it (78 is sysexits' EX_CONFIG)."""
+REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 
 @dataclass(frozen=True)
@@ -100,6 +107,59 @@ def server_dir() -> Path:
     return paths.data_dir() / "server"
 
 
+def mask_password(url: str) -> str:
+    """`url` with anything between `user:` and `@` replaced by `***`.
+
+    Works on malformed URLs too, so an error message never shows a password.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    userinfo, _, hostpart = rest.rpartition("@")
+    user, colon, _password = userinfo.partition(":")
+    return f"{scheme}://{user}{colon}{'***' if colon else ''}@{hostpart}"
+
+
+def url_problem(url: str, *, schemes: tuple[str, ...] = ()) -> str | None:
+    """What is wrong with `url`'s scheme, host or port, in a few words (or None).
+
+    Catches what the Redis and database drivers would otherwise report with a
+    traceback: a port that is not a number from 1 to 65535, an unclosed IPv6
+    bracket, a scheme the driver does not speak.
+    """
+    match = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://([^/?#]*)", url.strip())
+    if match is None:
+        return "it does not start with scheme://"
+    scheme, netloc = match.group(1).lower(), match.group(2)
+    if schemes and scheme not in schemes:
+        wanted = ", ".join(f"{s}://" for s in schemes)
+        return f"its scheme '{scheme}://' is not one of {wanted}"
+    host = netloc.rpartition("@")[2]
+    if host.startswith("["):
+        if "]" not in host:
+            return f"its IPv6 host '{host}' has no closing ']'"
+        port = host.partition("]")[2]
+        if port and not port.startswith(":"):
+            return f"'{port}' after its IPv6 host is not ':port'"
+        port = port[1:]
+    else:
+        port = host.rpartition(":")[2] if ":" in host else ""
+    if ":" in host and not (port.isdigit() and 1 <= int(port) <= 65535):
+        return f"its port '{port}' is not a number from 1 to 65535"
+    return None
+
+
+def check_url(url: str, what: str, *, schemes: tuple[str, ...] = ()) -> None:
+    """Raise `ConfigError` naming `what` and the bad part of `url` (no password).
+
+    Raises:
+        ConfigError: `url_problem` found something.
+    """
+    problem = url_problem(url, schemes=schemes)
+    if problem:
+        raise ConfigError(f"{what} {mask_password(url)!r} is not usable: {problem}.")
+
+
 def load_server_settings(
     overrides: Mapping[str, Any] | None = None, *, env: Mapping[str, str] | None = None
 ) -> ServerSettings:
@@ -113,9 +173,9 @@ def load_server_settings(
     for spec in dataclasses.fields(ServerSettings):
         kind = type(spec.default)
         raw: Any = env.get(ENV_PREFIX + spec.name.upper())
-        if spec.name == "redis_url" and not raw:
-            raw = env.get("REDIS_URL")
         where = f"${ENV_PREFIX}{spec.name.upper()}"
+        if spec.name == "redis_url" and not raw:
+            raw, where = env.get("REDIS_URL"), "$REDIS_URL"
         if overrides and overrides.get(spec.name) is not None:
             raw, where = overrides[spec.name], f"--{spec.name.replace('_', '-')}"
         if raw is None or raw == "":
@@ -126,6 +186,21 @@ def load_server_settings(
             raise ConfigError(
                 f"Server setting {where} must be {kind.__name__}, got {raw!r}."
             ) from None
+        if spec.name in ("redis_url", "db_url"):
+            schemes = REDIS_SCHEMES if spec.name == "redis_url" else ()
+            check_url(values[spec.name], f"Server setting {where}", schemes=schemes)
+            if spec.name == "redis_url" and not values[spec.name].startswith("unix"):
+                db = urlsplit(values[spec.name]).path.strip("/")
+                if db and not db.isdigit():
+                    raise ConfigError(
+                        f"Server setting {where} "
+                        f"{mask_password(values[spec.name])!r} is not usable: its "
+                        f"database '{db}' is not a number."
+                    )
+        if spec.name == "port" and not 1 <= values["port"] <= 65535:
+            raise ConfigError(
+                f"Server setting {where} must be a port from 1 to 65535, got {raw!r}."
+            )
     settings = ServerSettings(**values)
     if settings.visibility_ms <= settings.lease_ms:
         raise ConfigError(

@@ -25,6 +25,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from grizz_server.settings import check_url, mask_password
 from grizz_tui import paths
 from grizz_tui.errors import StoreError
 
@@ -58,14 +59,16 @@ def parse_url(url: str) -> Target:
     """Turn `sqlite:///path` or `postgresql://…` into an async driver URL.
 
     Raises:
-        StoreError: the URL is malformed or names another kind of database.
+        ConfigError: the URL's host or port is malformed.
+        StoreError: the URL is not a URL or names another kind of database.
     """
+    check_url(url, "The database URL")
     try:
         parsed = make_url(url.strip())
     except ArgumentError:
         raise StoreError(
-            f"'{url}' is not a database URL; use sqlite:///path/to/server.db or "
-            "postgresql://user@host/dbname."
+            f"'{mask_password(url)}' is not a database URL; use "
+            "sqlite:///path/to/server.db or postgresql://user@host/dbname."
         ) from None
     backend = parsed.get_backend_name()
     if backend == "sqlite":
