@@ -6,7 +6,9 @@ bounded outbox. The jobs it watches are read by the gateway's shared
 chunks) never wait on a slow device: they go into the outbox without
 waiting, and a device that falls 1024 frames behind is closed with 1013 and
 resumes from its cursors when it reconnects. Catching up on a resumed reply
-does wait for the outbox, so a slow device only slows itself.
+does wait for the outbox, so a slow device only slows itself. A third task
+re-checks the connection's token and closes it (4401) once it is revoked
+(gateway/revocation.py).
 
 Must not import: the core's session or provider, textual.
 """
@@ -22,7 +24,7 @@ from redis.exceptions import RedisError
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from grizz_server.gateway import frames
+from grizz_server.gateway import frames, revocation
 from grizz_tui import protocol as p
 from grizz_tui.errors import ProtocolError
 
@@ -78,6 +80,7 @@ class Connection:
     async def serve(self) -> None:
         """Welcome the device, then read frames until it goes away or idles out."""
         writer = asyncio.create_task(self._writer())
+        watch = asyncio.create_task(self._watch_token())
         # registered for the user's job output before it can follow any job
         await self.gateway.streams.add_user(self.user_id)
         await self.gateway.hub.add(self)
@@ -98,9 +101,37 @@ class Connection:
             for job_id in list(self.following):
                 self.unfollow(job_id)
             await self.gateway.streams.remove_user(self.user_id)
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
-                await writer
+            for task in (watch, writer):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
+                    await task
+
+    async def _watch_token(self) -> None:
+        """Re-check the token every `gateway.token_check_s`; close once revoked."""
+        while True:
+            await asyncio.sleep(self.gateway.token_check_s)
+            await self.check_token()
+
+    async def check_token(self) -> None:
+        """Close with 4401 "token revoked" if the store says the token is no more.
+
+        A store that cannot answer right now keeps the connection (the next
+        check decides): a database hiccup must not drop every device.
+        """
+        try:
+            live = await self.gateway.store.token_live(self.principal.token_id)
+        except Exception as exc:
+            log.warning(
+                "could not re-check a device token",
+                extra={"user": self.user_id, "error": _one_line(exc)},
+            )
+            return
+        if not live:
+            log.info(
+                "closing a connection: its token was revoked",
+                extra={"user": self.user_id, "token_id": self.principal.token_id},
+            )
+            await self.ws.close(CLOSE_UNAUTHORIZED, revocation.CLOSE_REASON)
 
     async def _welcome(self) -> p.Welcome:
         s = self.gateway.settings
@@ -239,3 +270,9 @@ class Connection:
                     changes=list(event.get("changes", [])),
                 )
             )
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception as one short line for a log field (never a traceback)."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__

@@ -5,6 +5,10 @@ of every user with at least one device connected to it, and hands each event
 to those devices' connections. So a message sent through gateway A reaches the
 user's phone on gateway B, and no gateway sees other users' traffic.
 
+The same connection hears `keys.TOKENS_REVOKED` (a device token was revoked:
+the gateway re-checks and closes that token's connections, see
+`gateway/revocation.py`).
+
 Pub/sub is fire-and-forget; what it can lose during a Redis outage a device
 recovers with `pull` after its cursor, and after every reconnect to Redis the
 hub tells each connection the current cursor so it knows to pull.
@@ -45,10 +49,12 @@ class Hub:
         redis: Redis,
         *,
         on_reconnect: Callable[[str], Awaitable[None]] | None = None,
+        on_revoked: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.redis = redis
         self.users: dict[str, set[Listener]] = {}
         self.on_reconnect = on_reconnect
+        self.on_revoked = on_revoked
         self._pubsub: PubSub | None = None
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
@@ -91,7 +97,9 @@ class Hub:
         pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
         async with self._lock:
             channels = [keys.user_changes(user) for user in self.users]
-            await pubsub.subscribe(f"{keys.PREFIX}:gateway:keepalive", *channels)
+            await pubsub.subscribe(
+                f"{keys.PREFIX}:gateway:keepalive", keys.TOKENS_REVOKED, *channels
+            )
             self._pubsub = pubsub
         return pubsub
 
@@ -123,6 +131,15 @@ class Hub:
     async def _dispatch(self, message: dict[str, Any]) -> None:
         channel = message.get("channel", b"")
         channel = channel.decode() if isinstance(channel, bytes) else str(channel)
+        if channel == keys.TOKENS_REVOKED:
+            data = message.get("data", b"")
+            ref = data.decode(errors="replace") if isinstance(data, bytes) else ""
+            if self.on_revoked is not None and ref:
+                try:
+                    await self.on_revoked(ref)
+                except Exception:  # a bad message must not stop the hub
+                    log.exception("could not handle a revoked token")
+            return
         user = channel.removeprefix(f"{keys.PREFIX}:user:").removesuffix(":changes")
         try:
             event = json.loads(message["data"])

@@ -29,6 +29,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from grizz_server.aio import settle_heap
+from grizz_server.gateway import revocation
 from grizz_server.gateway.connection import CLOSE_UNAUTHORIZED, Connection
 from grizz_server.gateway.hub import Hub
 from grizz_server.gateway.metrics import Metrics
@@ -53,9 +54,11 @@ class Gateway:
         self.store = store
         self.queue = JobQueue(redis, settings)
         self.metrics = Metrics()
-        self.hub = Hub(redis, on_reconnect=self._resync)
+        self.hub = Hub(redis, on_reconnect=self._resync, on_revoked=self._revoked)
         self.streams = JobStreams(redis, settings.block_ms)
         self.connections = 0
+        self.token_check_s = revocation.TOKEN_CHECK_S
+        """Seconds between each connection's re-checks of its token."""
 
     async def publish(self, user_id: str, event: dict[str, Any]) -> None:
         """Send `event` to every device of `user_id`, on every gateway.
@@ -86,6 +89,16 @@ class Gateway:
         await self.hub.broadcast(
             user_id, {"kind": "changed", "cursor": cursor, "changes": []}
         )
+
+    async def _revoked(self, token_ref: str) -> None:
+        """A token was revoked: re-check (and so close) its connections here now."""
+        for group in list(self.hub.users.values()):
+            for listener in list(group):
+                principal = getattr(listener, "principal", None)
+                if principal is not None and revocation.matches(
+                    principal.token_id, token_ref
+                ):
+                    await listener.check_token()  # type: ignore[attr-defined]
 
     # -- HTTP -----------------------------------------------------------------
 

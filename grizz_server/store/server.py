@@ -230,6 +230,20 @@ class ServerStore:
             user_id=user_id, user_name=user_name, device=device, token_id=token_id
         )
 
+    async def token_live(self, token_id: str) -> bool:
+        """Whether token `token_id` still exists and is not revoked (by primary key).
+
+        Open connections call this periodically, so revoking a token also cuts
+        off the connections it already opened.
+        """
+        async with self._backend.read() as conn:
+            row = (
+                await conn.execute(
+                    select(tokens.c.revoked).where(tokens.c.id == token_id)
+                )
+            ).first()
+        return row is not None and not row[0]
+
     async def _touch(self, token_id: str, last_used_at: str | None) -> None:
         now = dt.datetime.now(dt.UTC)
         if last_used_at is not None:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
+from websockets.exceptions import ConnectionClosed
+
+from grizz_server.gateway.revocation import announce_revoked
+from grizz_server.gateway.server import RunningGateway
 from grizz_tui import protocol as p
 from tests.fakes.openai_server import FakeOpenAI, Text
 from tests.server.conftest import Stack
+from tests.server.harness import Device
 
 
 async def test_a_resend_with_other_text_is_a_conflict(
@@ -40,3 +46,62 @@ async def test_a_resend_with_other_text_is_a_conflict(
         await phone.close()
     assert len(provider_env.requests) == 1
     await device.close()
+
+
+async def _closed_as_revoked(device: Device, timeout: float) -> None:
+    await device.wait_for(lambda: device.closed is not None, timeout=timeout)
+    assert isinstance(device.closed, ConnectionClosed), device.closed
+    assert device.closed.rcvd is not None
+    assert (device.closed.rcvd.code, device.closed.rcvd.reason) == (
+        4401,
+        "token revoked",
+    )
+
+
+async def test_revoking_a_token_closes_its_open_connection(stack: Stack) -> None:
+    """The periodic re-check alone (no announcement) cuts the device off."""
+    gateway = stack.gateway.gateway
+    assert gateway is not None
+    gateway.token_check_s = 0.2
+    token, info = await stack.store.add_token("alice", "lost-phone")
+    lost = await Device(stack.url, token).connect()
+    laptop = await stack.device("alice")
+    assert isinstance(await lost.request(p.Ping(), p.Pong), p.Pong)
+    assert await stack.store.revoke_token(info.id)
+    await _closed_as_revoked(lost, timeout=10)
+    # the user's other device (another token) keeps working
+    assert isinstance(await laptop.request(p.Ping(), p.Pong), p.Pong)
+    assert isinstance(await laptop.request(p.Pull(), p.Changes), p.Changes)
+    await laptop.close()
+
+
+async def test_an_announced_revocation_closes_on_every_gateway_at_once(
+    stack: Stack,
+) -> None:
+    second = await RunningGateway(stack.settings).__aenter__()
+    try:
+        token, info = await stack.store.add_token("alice", "lost-phone")
+        on_first = await Device(stack.url, token).connect()
+        on_second = await Device(f"ws://127.0.0.1:{second.port}", token).connect()
+        laptop = await stack.device("alice")
+        for device in (on_first, on_second, laptop):
+            assert isinstance(await device.request(p.Ping(), p.Pong), p.Pong)
+        # an announcement alone (a forged or early one) closes nothing
+        assert await asyncio.to_thread(
+            announce_revoked, info.id, stack.settings.redis_url
+        )
+        await asyncio.sleep(0.5)
+        assert isinstance(await on_second.request(p.Ping(), p.Pong), p.Pong)
+        # revoked in the store, then announced by a unique prefix (as the
+        # admin command accepts): both gateways close long before their
+        # periodic re-check (30 s) would
+        assert await stack.store.revoke_token(info.id[:6])
+        assert await asyncio.to_thread(
+            announce_revoked, info.id[:6], stack.settings.redis_url
+        )
+        await _closed_as_revoked(on_first, timeout=5)
+        await _closed_as_revoked(on_second, timeout=5)
+        assert isinstance(await laptop.request(p.Ping(), p.Pong), p.Pong)
+        await laptop.close()
+    finally:
+        await second.__aexit__(None, None, None)
