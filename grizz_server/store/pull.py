@@ -15,7 +15,7 @@ from grizz_tui.errors import UsageError
 from grizz_tui.store.models import MemoryItem, Message
 
 from .backend import Backend, Conn
-from .schema import ENTITY_TABLES, attachments
+from .schema import ENTITY_TABLES, attachments, users
 from .sync import chunks
 
 MAX_PULL = 1000
@@ -34,7 +34,9 @@ async def pull(
     last write; all of it is read in one snapshot, so a concurrent write can
     never slip in below the returned cursor. With `max_bytes`, the page ends
     early once its text and attachments reach about that size (at least one
-    change is always returned), so it fits a frame; `has_more` says so.
+    change is always returned), so it fits a frame; `has_more` says so. The
+    returned cursor never exceeds the user's current change number, whatever
+    `after` was.
 
     Returns:
         (changes `[{"seq", "entity", "id", "data"}]`, next cursor, has_more).
@@ -47,6 +49,12 @@ async def pull(
     limit = max(1, min(int(limit), MAX_PULL))
     found: list[tuple[int, str, dict[str, Any]]] = []
     async with backend.snapshot() as conn:
+        top = int(
+            (
+                await conn.execute(select(users.c.seq).where(users.c.id == user_id))
+            ).scalar()
+            or 0
+        )
         for entity, table in ENTITY_TABLES.items():
             rows = await conn.execute(
                 _changed_rows(table),
@@ -73,7 +81,10 @@ async def pull(
         if max_bytes is not None and changes and size > max_bytes:
             return changes, changes[-1]["seq"], True
         changes.append({"seq": seq, "entity": entity, "id": row["id"], "data": data})
-    return changes, (found[-1][0] if found else after), has_more
+    # nothing after `after`: the cursor is the user's current change number,
+    # never more, even when `after` is beyond it (a device's cursor from a
+    # restored or other server); storing a larger one would skip later changes
+    return changes, (found[-1][0] if found else top), has_more
 
 
 def _approx_size(data: dict[str, Any]) -> int:

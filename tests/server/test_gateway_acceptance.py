@@ -105,3 +105,18 @@ async def test_an_announced_revocation_closes_on_every_gateway_at_once(
         await laptop.close()
     finally:
         await second.__aexit__(None, None, None)
+
+
+async def test_pull_never_returns_a_cursor_beyond_the_users(stack: Stack) -> None:
+    device = await stack.device("alice")
+    welcome = await device.wait_for(lambda: device.frame(p.Welcome))
+    page = await device.request(p.Pull(after=1_000_000), p.Changes)
+    assert isinstance(page, p.Changes), page
+    assert page.changes == [] and page.cursor == welcome.cursor == 0
+    await device.say("after the pull")
+    page = await device.request(p.Pull(after=page.cursor), p.Changes)
+    assert [c["data"].get("content") for c in page.changes if c["entity"] == "messages"]
+    assert (
+        page.cursor == await stack.store.for_user(stack.user_ids["alice"]).current_seq()
+    )
+    await device.close()

@@ -289,8 +289,21 @@ class TestPull:
         for bad in (-1, "3", 1.5, None, True):
             with pytest.raises(UsageError, match="cursor"):
                 await alice.pull(bad)  # type: ignore[arg-type]
-        assert await alice.pull(10**12) == ([], 10**12, False)
         assert await alice.pull(0, limit=0) == ([], 0, False)
+
+    async def test_the_cursor_never_passes_the_users_own(
+        self, alice: UserStore, store: ServerStore
+    ) -> None:
+        assert await alice.pull(10**12) == ([], 0, False)
+        await alice.push([conversation(), message("m1")])
+        assert await alice.pull(10**12) == ([], 2, False)
+        assert await alice.pull(2) == ([], 2, False)
+        bob = store.for_user((await store.add_user("bob")).id)
+        await bob.push([conversation(), message("b1"), message("b2")])
+        assert await alice.pull(1000) == ([], 2, False)  # alice's, not bob's
+        await alice.push([message("m2")])
+        page, cursor, _ = await alice.pull(2)
+        assert [c["id"] for c in page] == ["m2"] and cursor == 3
 
     async def test_pull_carries_attachments(self, alice: UserStore) -> None:
         await alice.ensure_day(DAY, "UTC")
