@@ -15,6 +15,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from grizz_server.queue.jobs import JobMessage, job_id_for, reply_id_for
+from grizz_server.store.pull import MAX_SEQ, pulled_bytes
 from grizz_tui import protocol as p
 from grizz_tui.core import days
 from grizz_tui.errors import ConfigError, ProtocolError, StoreError, UsageError
@@ -245,15 +246,26 @@ async def resume(conn: Connection, frame: p.Resume) -> None:
     conn.follow(frame.job_id, frame.after)
 
 
+def page_overhead(ref: str) -> int:
+    """Bytes of a `changes` frame around its changes, for this `ref`."""
+    empty = p.Changes(changes=[], cursor=MAX_SEQ, has_more=False, ref=ref)
+    return len(p.dump_frame(empty).encode())
+
+
+WORST_REF = "\x01" * p.MAX_REF
+"""The `ref` that takes the most bytes in JSON (each character as `\\u0001`)."""
+
+
 async def pull(conn: Connection, frame: p.Pull) -> None:
     settings = conn.gateway.settings
     limit = min(frame.limit, settings.max_pull)
     try:
-        # a page of big rows ends early so the frame stays within the limit a
-        # device must accept anyway (`max_frame_bytes`); UTF-8 and JSON escapes
-        # can make a character several bytes, hence half
+        # a page ends early so the frame stays within the limit a device must
+        # accept anyway (`max_frame_bytes`)
         changes, cursor, has_more = await conn.store.pull(
-            frame.after, limit, max_bytes=settings.max_frame_bytes // 2
+            frame.after,
+            limit,
+            max_bytes=settings.max_frame_bytes - page_overhead(frame.ref),
         )
     except UsageError as exc:
         raise ProtocolError(str(exc), code=p.BAD_FRAME) from None
@@ -270,15 +282,53 @@ async def push(conn: Connection, frame: p.Push) -> None:
         )
     try:
         json.dumps(frame.changes, ensure_ascii=False).encode()
-        results = await conn.store.push(frame.changes)
+        results = _too_big_to_pull(conn, frame.changes)
+        kept = [i for i, result in enumerate(results) if result is None]
+        stored = await conn.store.push([frame.changes[i] for i in kept])
     except (UsageError, StoreError, UnicodeEncodeError, ValueError) as exc:
         raise ProtocolError(str(exc), code=p.BAD_CHANGE) from None
+    for index, result in zip(kept, stored, strict=True):
+        results[index] = result
     cursor = await conn.store.current_seq()
     await conn.emit(p.Pushed(results=results, cursor=cursor, ref=frame.ref))
-    if any(r.get("status") == "applied" for r in results):
+    if any(r is not None and r.get("status") == "applied" for r in results):
         await conn.gateway.publish(
             conn.user_id, {"kind": "changed", "cursor": cursor, "changes": []}
         )
+
+
+def _too_big_to_pull(
+    conn: Connection, changes: list[Any]
+) -> list[dict[str, Any] | None]:
+    """A `rejected` result for each change whose pull would not fit in a frame.
+
+    A device that accepts frames of `max_frame_bytes` must always be able to
+    sync, so no row may be stored that one `changes` frame cannot carry.
+    """
+    max_frame = conn.gateway.settings.max_frame_bytes
+    budget = max_frame - page_overhead(WORST_REF)
+    results: list[dict[str, Any] | None] = []
+    for change in changes:
+        size = pulled_bytes(change)
+        if size is None or size <= budget:
+            results.append(None)
+            continue
+        results.append(
+            {
+                "id": _str(change, "id"),
+                "entity": _str(change, "entity"),
+                "status": "rejected",
+                "error": f"too large: this change would take {size} bytes in a "
+                f"pull, more than fits in one frame ({budget} of the server's "
+                f"max_frame_bytes {max_frame})",
+            }
+        )
+    return results
+
+
+def _str(change: Any, key: str) -> str:
+    value = change.get(key) if isinstance(change, dict) else None
+    return value if isinstance(value, str) else ""
 
 
 def entry_frame(job_id: str, entry: str, fields: dict[bytes, bytes]) -> p.Frame | None:

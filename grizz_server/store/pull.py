@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import json
 from typing import Any
 
 from sqlalchemy import Table, bindparam, select
@@ -17,8 +18,11 @@ from grizz_tui.store.models import MemoryItem, Message
 from .backend import Backend, Conn
 from .schema import ENTITY_TABLES, attachments, users
 from .sync import chunks
+from .validate import Invalid, prepare
 
 MAX_PULL = 1000
+MAX_SEQ = 10**19 - 1
+"""The largest change number a page is sized for (19 digits)."""
 
 
 async def pull(
@@ -33,8 +37,9 @@ async def pull(
     Each row appears once, in its latest state, with the change number of its
     last write; all of it is read in one snapshot, so a concurrent write can
     never slip in below the returned cursor. With `max_bytes`, the page ends
-    early once its text and attachments reach about that size (at least one
-    change is always returned), so it fits a frame; `has_more` says so. The
+    early before its changes (as compact JSON, with the commas between them)
+    would take more than that many bytes (at least one change is always
+    returned), so it fits a frame; `has_more` says so. The
     returned cursor never exceeds the user's current change number, whatever
     `after` was.
 
@@ -76,23 +81,53 @@ async def pull(
     changes: list[dict[str, Any]] = []
     size = 0
     for seq, entity, row in found:
-        data = _data(entity, row, files)
-        size += _approx_size(data)
-        if max_bytes is not None and changes and size > max_bytes:
-            return changes, changes[-1]["seq"], True
-        changes.append({"seq": seq, "entity": entity, "id": row["id"], "data": data})
+        change = {"seq": seq, "entity": entity, "id": row["id"]}
+        change["data"] = _data(entity, row, files)
+        if max_bytes is not None:
+            size += change_bytes(change) + (1 if changes else 0)  # + a comma
+            if changes and size > max_bytes:
+                return changes, changes[-1]["seq"], True
+        changes.append(change)
     # nothing after `after`: the cursor is the user's current change number,
     # never more, even when `after` is beyond it (a device's cursor from a
     # restored or other server); storing a larger one would skip later changes
     return changes, (found[-1][0] if found else top), has_more
 
 
-def _approx_size(data: dict[str, Any]) -> int:
-    """Roughly the JSON size of a change: its text, its files, and some framing."""
-    files = sum(len(a["content_b64"]) for a in data.get("attachments", ()))
-    text = len(data.get("content", "")) + len(data.get("title", ""))
-    extra = data.get("metadata", data.get("properties", ""))
-    return 300 + text + files + len(str(extra))
+def change_bytes(change: dict[str, Any]) -> int:
+    """The exact size of one change in a frame (compact JSON, UTF-8)."""
+    return len(json.dumps(change, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+def pulled_bytes(change: Any) -> int | None:
+    """How many bytes pushed `change` will take in a `changes` frame once stored.
+
+    Measured on the row as it would be stored (defaults filled in, times
+    normalised) with the largest `seq` a change can carry. None when the
+    change is invalid (the push rejects it with its own reason).
+    """
+    try:
+        item = prepare(0, change)
+    except Invalid:
+        return None
+    row = {**item.row, "has_attachments": bool(item.attachments)}
+    files = {
+        item.id: [
+            {
+                "id": a["id"],
+                "name": a["name"],
+                "mime": a["mime"],
+                "size": a["size"],
+                "sha256": a["sha256"],
+                "content_b64": "",
+            }
+            for a in item.attachments
+        ]
+    }
+    encoded = sum(4 * ((a["size"] + 2) // 3) for a in item.attachments)
+    pulled = {"seq": MAX_SEQ, "entity": item.entity, "id": item.id}
+    pulled["data"] = _data(item.entity, row, files)
+    return change_bytes(pulled) + encoded
 
 
 @functools.cache

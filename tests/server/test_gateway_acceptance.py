@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import uuid
+from typing import Any
 
+from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from grizz_server.gateway.revocation import announce_revoked
 from grizz_server.gateway.server import RunningGateway
+from grizz_server.settings import ServerSettings
 from grizz_tui import protocol as p
 from tests.fakes.openai_server import FakeOpenAI, Text
-from tests.server.conftest import Stack
+from tests.server.conftest import Stack, start_stack, stop_stack
 from tests.server.harness import Device
 
 
@@ -120,3 +125,60 @@ async def test_pull_never_returns_a_cursor_beyond_the_users(stack: Stack) -> Non
         page.cursor == await stack.store.for_user(stack.user_ids["alice"]).current_seq()
     )
     await device.close()
+
+
+def _note(note_id: str, content: str) -> dict[str, Any]:
+    return {
+        "entity": "memory",
+        "id": note_id,
+        "data": {"content": content, "created_at": "2026-11-23T10:00:00+00:00"},
+    }
+
+
+async def test_push_refuses_a_row_too_big_to_pull_in_one_frame(
+    server_settings: ServerSettings, provider_env: FakeOpenAI
+) -> None:
+    """A device that accepts frames of max_frame_bytes can always sync."""
+    limit = 3000
+    running = await start_stack(
+        dataclasses.replace(server_settings, max_frame_bytes=limit), workers=0
+    )
+    try:
+        device = await running.device("alice")
+        await device.wait_for(lambda: device.frame(p.Welcome))
+        big = _note("big", "b" * 2650)
+        assert len(p.dump_frame(p.Push(changes=[big], ref="x" * 8))) < limit
+        # JSON escapes make a control character six bytes in a frame
+        escaped = [_note(f"esc{i}", "\x01" * 300) for i in range(4)]
+        small = _note("small", "fits")
+        pushed = await device.request(p.Push(changes=[big, small]), p.Pushed)
+        assert isinstance(pushed, p.Pushed), pushed
+        assert [r["status"] for r in pushed.results] == ["rejected", "applied"]
+        assert pushed.results[0]["id"] == "big"
+        assert "too large" in pushed.results[0]["error"]
+        for change in escaped:
+            answer = await device.request(p.Push(changes=[change]), p.Pushed)
+            assert [r["status"] for r in answer.results] == ["applied"], answer
+        store = running.store.for_user(running.user_ids["alice"])
+        assert (await store.pull(0))[0][0]["id"] == "small"  # big is not stored
+        # a device with max_size=limit pulls everything, page by page
+        async with connect(
+            running.url,
+            additional_headers={"Authorization": f"Bearer {running.tokens['alice']}"},
+            max_size=limit,
+        ) as ws:
+            assert json.loads(await ws.recv())["type"] == "welcome"
+            seen, cursor, more = [], 0, True
+            while more:
+                ref = "\x01" * p.MAX_REF  # the ref costing the most bytes
+                await ws.send(p.dump_frame(p.Pull(after=cursor, ref=ref)))
+                raw = await ws.recv()
+                assert len(raw.encode()) <= limit
+                page = p.parse_frame(raw)
+                assert isinstance(page, p.Changes), page
+                seen += [c["id"] for c in page.changes]
+                cursor, more = page.cursor, page.has_more
+        assert seen == ["small", "esc0", "esc1", "esc2", "esc3"]
+        await device.close()
+    finally:
+        await stop_stack(running)
