@@ -45,6 +45,7 @@ BAD_CHANGE = "bad_change"
 JOB_FAILED = "job_failed"
 UNAVAILABLE = "unavailable"
 INTERNAL = "internal"
+UNSUPPORTED_PROTOCOL = "unsupported_protocol"
 ERROR_CODES = frozenset(
     {
         BAD_JSON,
@@ -62,6 +63,7 @@ ERROR_CODES = frozenset(
         JOB_FAILED,
         UNAVAILABLE,
         INTERNAL,
+        UNSUPPORTED_PROTOCOL,
     }
 )
 

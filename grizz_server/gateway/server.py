@@ -6,7 +6,9 @@ and `GET /metrics` itself, rejects a bad `Authorization: Bearer` token with
 cannot send headers authenticates with a `hello` frame within
 `auth_timeout_s` instead. On SIGTERM the server stops accepting and closes
 every connection with 1001; jobs keep running in the workers and devices
-resume on reconnect.
+resume on reconnect. A port that cannot be bound raises `StartupError`, so
+the process exits with `STARTUP_FAILED` and the launcher stops instead of
+restarting it.
 
 Must not import: the core's session or provider, textual.
 """
@@ -17,7 +19,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
+import socket
 from http import HTTPStatus
 from typing import Any
 
@@ -30,12 +34,16 @@ from websockets.http11 import Request, Response
 
 from grizz_server.aio import settle_heap
 from grizz_server.gateway import revocation
-from grizz_server.gateway.connection import CLOSE_UNAUTHORIZED, Connection
+from grizz_server.gateway.connection import (
+    CLOSE_BAD_HELLO,
+    CLOSE_UNAUTHORIZED,
+    Connection,
+)
 from grizz_server.gateway.hub import Hub
 from grizz_server.gateway.metrics import Metrics
 from grizz_server.gateway.streams import JobStreams
 from grizz_server.queue.jobs import JobQueue, connect_redis
-from grizz_server.settings import ServerSettings
+from grizz_server.settings import ServerSettings, StartupError
 from grizz_server.store import Principal, ServerStore
 from grizz_tui import protocol as p
 from grizz_tui.errors import GrizzError, ProtocolError
@@ -160,35 +168,55 @@ class Gateway:
             self.connections -= 1
 
     async def _hello(self, ws: ServerConnection) -> Principal | None:
-        """Wait for a `hello` with a token (devices that cannot send headers)."""
+        """Wait for a `hello` with a token (devices that cannot send headers).
+
+        A first frame that is not a `hello` (or none in time) is `unauthorized`
+        and closes with 4401; a `hello` that is malformed (`bad_frame`) or asks
+        for another protocol version (`unsupported_protocol`) says so and
+        closes with 4400, so a client does not take it for a bad token.
+        """
+        refusal: ProtocolError | None = None
+        principal = None
         try:
             async with asyncio.timeout(self.settings.auth_timeout_s):
                 raw = await ws.recv()
             frame = p.parse_frame(raw, allowed=(p.Hello,))
+            if isinstance(frame, p.Hello) and frame.protocol != p.PROTOCOL_VERSION:
+                raise ProtocolError(
+                    f"This server speaks protocol {p.PROTOCOL_VERSION}; the client "
+                    f"asked for {frame.protocol}.",
+                    code=p.UNSUPPORTED_PROTOCOL,
+                )
             principal = (
                 await self.store.authenticate(frame.token)
                 if isinstance(frame, p.Hello)
                 else None
             )
-        except (TimeoutError, ProtocolError):
-            principal = None
+        except ProtocolError as exc:
+            if exc.code in (p.BAD_FRAME, p.UNSUPPORTED_PROTOCOL):
+                refusal = exc
+        except TimeoutError:
+            pass
         except ConnectionClosed:
             return None
-        if principal is None:
+        if principal is not None:
+            return principal
+        if refusal is None:
             self.metrics.inc("grizz_auth_failures_total")
-            with contextlib.suppress(ConnectionClosed):
-                await ws.send(
-                    p.dump_frame(
-                        p.Error(
-                            code=p.UNAUTHORIZED,
-                            message="Authenticate first: send an Authorization: Bearer "
-                            "header "
-                            "or a 'hello' frame with a valid device token.",
-                        )
-                    )
-                )
-                await ws.close(CLOSE_UNAUTHORIZED, "unauthorized")
-        return principal
+            refusal = ProtocolError(
+                "Authenticate first: send an Authorization: Bearer header or a "
+                "'hello' frame with a valid device token.",
+                code=p.UNAUTHORIZED,
+            )
+        close = (
+            (CLOSE_UNAUTHORIZED, "unauthorized")
+            if refusal.code == p.UNAUTHORIZED
+            else (CLOSE_BAD_HELLO, "bad hello")
+        )
+        with contextlib.suppress(ConnectionClosed):
+            await ws.send(p.dump_frame(p.error_frame(refusal)))
+            await ws.close(*close)
+        return None
 
 
 def _response(
@@ -227,20 +255,29 @@ class RunningGateway:
         self.gateway = gateway = Gateway(s, redis, store)
         await gateway.hub.start()
         await gateway.streams.start()
-        self._server = await serve(
-            gateway.handler,
-            s.host,
-            s.port,
-            process_request=gateway.process_request,
-            max_size=s.max_frame_bytes,
-            max_queue=16,
-            write_limit=32 * 1024,
-            compression=None,
-            ping_interval=s.ping_interval_s,
-            ping_timeout=s.ping_timeout_s,
-            open_timeout=s.auth_timeout_s,
-            server_header="grizz-server",
-        )
+        try:
+            self._server = await serve(
+                gateway.handler,
+                s.host,
+                s.port,
+                process_request=gateway.process_request,
+                max_size=s.max_frame_bytes,
+                max_queue=16,
+                write_limit=32 * 1024,
+                compression=None,
+                ping_interval=s.ping_interval_s,
+                ping_timeout=s.ping_timeout_s,
+                open_timeout=s.auth_timeout_s,
+                server_header="grizz-server",
+            )
+        except OSError as exc:  # port taken, no such address: retrying won't help
+            await gateway.hub.stop()
+            await gateway.streams.stop()
+            await store.close()
+            await redis.aclose()
+            raise StartupError(
+                f"Cannot listen on {s.host}:{s.port}: {_bind_reason(exc)}."
+            ) from None
         self.port = next(iter(self._server.sockets)).getsockname()[1]
         log.info("gateway listening", extra={"host": s.host, "port": self.port})
         return self
@@ -256,6 +293,15 @@ class RunningGateway:
         await gateway.streams.stop()
         await gateway.store.close()
         await gateway.redis.aclose()
+
+
+def _bind_reason(exc: OSError) -> str:
+    """'address already in use', 'unknown host (…)', … for a failed bind."""
+    if isinstance(exc, socket.gaierror):
+        return f"unknown host ({exc.strerror or exc})"
+    if exc.errno:
+        return os.strerror(exc.errno).lower()
+    return str(exc) or type(exc).__name__
 
 
 async def serve_gateway(settings: ServerSettings) -> None:

@@ -8,6 +8,7 @@ import json
 import uuid
 from typing import Any
 
+import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
@@ -182,3 +183,35 @@ async def test_push_refuses_a_row_too_big_to_pull_in_one_frame(
         await device.close()
     finally:
         await stop_stack(running)
+
+
+async def _hello_answer(stack: Stack, **fields: Any) -> tuple[p.Frame, Any]:
+    """Send a header-less `hello`; return the first answer and the close (if any)."""
+    async with connect(stack.url) as ws:
+        await ws.send(json.dumps({"type": "hello", **fields}))
+        answer = p.parse_frame(await ws.recv())
+        if isinstance(answer, p.Welcome):
+            return answer, None
+        with pytest.raises(ConnectionClosed) as closed:
+            await ws.recv()
+        return answer, closed.value.rcvd
+
+
+async def test_a_malformed_hello_says_what_is_wrong(stack: Stack) -> None:
+    token = stack.tokens["alice"]
+    error, close = await _hello_answer(stack, token=token, device="d" * 65)
+    assert isinstance(error, p.Error) and error.code == p.BAD_FRAME, error
+    assert "device" in error.message
+    assert (close.code, close.reason) == (4400, "bad hello")
+    error, close = await _hello_answer(stack, token=token, protocol=2)
+    assert isinstance(error, p.Error) and error.code == p.UNSUPPORTED_PROTOCOL
+    assert "protocol 1" in error.message and close.code == 4400
+    welcome, _ = await _hello_answer(stack, token=token, device="d" * 64, protocol=1)
+    assert isinstance(welcome, p.Welcome) and welcome.user == "alice"
+    # a wrong token is still `unauthorized`, closed with 4401
+    error, close = await _hello_answer(stack, token="grz_" + "x" * 40, protocol=2)
+    assert isinstance(error, p.Error)
+    assert error.code == p.UNSUPPORTED_PROTOCOL  # the version is checked first
+    error, close = await _hello_answer(stack, token="grz_" + "x" * 40)
+    assert isinstance(error, p.Error) and error.code == p.UNAUTHORIZED
+    assert close.code == 4401
