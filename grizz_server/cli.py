@@ -20,7 +20,7 @@ import typer
 
 from grizz_server.admin import command_group, tokens_app, users_app
 from grizz_server.settings import ServerSettings, load_server_settings
-from grizz_tui.errors import GrizzError
+from grizz_tui.errors import ConfigError, GrizzError
 
 app = command_group(
     help="grizz-server: sync Grizz across your devices (gateway, queue, workers)."
@@ -29,7 +29,10 @@ app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
 
 Host = Annotated[str | None, typer.Option("--host", help="Interface to listen on.")]
-Port = Annotated[int | None, typer.Option("--port", help="Port (WebSocket + HTTP).")]
+Port = Annotated[
+    int | None,
+    typer.Option("--port", min=1, max=65535, help="Port (WebSocket + HTTP)."),
+]
 DbUrl = Annotated[
     str | None,
     typer.Option(
@@ -72,6 +75,32 @@ def _run(coro: Coroutine[Any, Any, Any]) -> Any:
         raise typer.Exit(130) from None
 
 
+def _serve(coro: Coroutine[Any, Any, Any]) -> Any:
+    """Run a gateway or worker; a start-up failure exits with STARTUP_FAILED.
+
+    The reason goes to the process's JSON log (where the launcher reads it),
+    and, when no launcher supervises this process, as one line on stderr.
+    """
+    import logging
+    import os
+
+    from grizz_server.settings import STARTUP_FAILED, SUPERVISED_ENV, StartupError
+
+    try:
+        return asyncio.run(coro)
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    except StartupError as exc:
+        logging.getLogger("grizz_server").error(
+            "cannot start", extra={"reason": str(exc)}
+        )
+        if not os.environ.get(SUPERVISED_ENV):
+            typer.echo(f"grizz-server: {exc}", err=True)
+        raise typer.Exit(STARTUP_FAILED) from None
+    except GrizzError as exc:
+        raise _fail(exc) from None
+
+
 def _logging(name: str, settings: ServerSettings, verbose: bool) -> None:
     from grizz_server import logs
 
@@ -96,8 +125,13 @@ def run(
     settings = _settings(
         workers=workers, host=host, port=port, db_url=db_url, redis_url=redis_url
     )
+    if not settings.port:  # devices and `check` need to know where it listens
+        raise _fail(ConfigError("`grizz-server run` needs a port from 1 to 65535."))
     _logging("launcher", settings, verbose)
-    code = _run(Launcher(settings, verbose=verbose).run())
+    launcher = Launcher(settings, verbose=verbose)
+    code = _run(launcher.run())
+    if code and launcher.failed:
+        typer.echo(f"grizz-server: {launcher.failed}", err=True)
     raise typer.Exit(code)
 
 
@@ -116,7 +150,7 @@ def gateway(
     settings = _settings(host=host, port=port, db_url=db_url, redis_url=redis_url)
     _require_redis(settings)
     _logging(name, settings, verbose)
-    _run(serve_gateway(settings))
+    _serve(serve_gateway(settings))
 
 
 @app.command()
@@ -135,7 +169,7 @@ def worker(
     settings = _settings(db_url=db_url, redis_url=redis_url)
     _require_redis(settings)
     _logging(name, settings, verbose)
-    _run(serve_worker(settings, burst=burst))
+    _serve(serve_worker(settings, burst=burst))
 
 
 def _require_redis(settings: ServerSettings) -> None:

@@ -4,7 +4,9 @@ Each role runs as its own process (`python -m grizz_server gateway|worker`),
 writes its own JSON log under the log directory, and is restarted with
 exponential backoff when it dies; a process that dies `restart_limit` times
 within a minute makes the launcher stop everything and exit non-zero rather
-than flap forever. SIGTERM/SIGINT stop the children (they close connections
+than flap forever. A child that exits with `STARTUP_FAILED` (port taken, bad
+configuration, unusable database) stops the server at once, with the reason
+it logged. SIGTERM/SIGINT stop the children (they close connections
 with 1001 and hand running jobs back), then the embedded Redis.
 
 Must not import: websockets, the core's session, textual.
@@ -24,7 +26,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from grizz_server.redis_server import RedisProcess
-from grizz_server.settings import ServerSettings, mask_password, server_dir
+from grizz_server.settings import (
+    STARTUP_FAILED,
+    SUPERVISED_ENV,
+    ServerSettings,
+    mask_password,
+    server_dir,
+)
 from grizz_tui.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -119,7 +127,7 @@ class Launcher:
         )
 
     async def _spawn(self, child: Child) -> asyncio.subprocess.Process:
-        env = {**os.environ, **self.settings.env()}
+        env = {**os.environ, **self.settings.env(), SUPERVISED_ENV: "1"}
         args = [sys.executable, "-m", "grizz_server", child.role, "--name", child.name]
         if self.verbose:
             args.append("--verbose")
@@ -134,6 +142,15 @@ class Launcher:
             child.proc = await self._spawn(child)
             code = await child.proc.wait()
             if self.stopping.is_set():
+                return
+            if code == STARTUP_FAILED:  # retrying would fail the same way
+                reason = startup_reason(self.settings.logs_path() / f"{child.name}.log")
+                self.failed = f"{child.name} cannot start: {reason}"
+                log.error(
+                    "process cannot start; stopping the server",
+                    extra={"child": child.name, "code": code, "reason": reason},
+                )
+                self.stopping.set()
                 return
             now = time.monotonic()
             child.crashes = [t for t in child.crashes if now - t < RESTART_WINDOW_S] + [
@@ -209,6 +226,18 @@ async def preflight(settings: ServerSettings) -> None:
     await store.close()
     provider = make_provider(load_settings())
     await provider.aclose()
+
+
+def startup_reason(log_file: Path) -> str:
+    """The reason a child gave for not starting: its log's last `cannot start`."""
+    with contextlib.suppress(OSError):
+        for line in reversed(log_file.read_text(errors="replace").splitlines()):
+            with contextlib.suppress(ValueError):
+                record = json.loads(line)
+                if isinstance(record, dict) and record.get("msg") == "cannot start":
+                    reason = str(record.get("reason", "")).rstrip(".")
+                    return (reason[:1].lower() + reason[1:]) + "."
+    return f"it gave no reason (see {log_file})."
 
 
 def _reason(exc: BaseException) -> str:

@@ -27,7 +27,28 @@ STARTUP_FAILED = 78
 """Exit status of a gateway or worker that cannot start for a reason retrying
 will not fix (bad configuration, port taken, unusable database): the launcher
 stops the server instead of restarting it (78 is sysexits' EX_CONFIG)."""
+SUPERVISED_ENV = "GRIZZ_SERVER_SUPERVISED"
+"""Set by the launcher for its children: they leave the one-line message to it."""
 REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+class StartupError(ConfigError):
+    """A gateway or worker cannot start, and restarting it would not help."""
+
+
+def heals_by_retrying(exc: BaseException) -> bool:
+    """True when `exc` (or what it was raised from) is a network failure.
+
+    An unreachable PostgreSQL or Redis may come back, so a process that met
+    one at start-up is worth restarting; a corrupt database or a bad setting
+    is not.
+    """
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError | TimeoutError | ConnectionError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 @dataclass(frozen=True)
@@ -197,9 +218,10 @@ def load_server_settings(
                         f"{mask_password(values[spec.name])!r} is not usable: its "
                         f"database '{db}' is not a number."
                     )
-        if spec.name == "port" and not 1 <= values["port"] <= 65535:
+        if spec.name == "port" and not 0 <= values["port"] <= 65535:
             raise ConfigError(
-                f"Server setting {where} must be a port from 1 to 65535, got {raw!r}."
+                f"Server setting {where} must be a port from 1 to 65535 "
+                f"(or 0 for any free port), got {raw!r}."
             )
     settings = ServerSettings(**values)
     if settings.visibility_ms <= settings.lease_ms:
