@@ -64,9 +64,11 @@ def check_id(value: Any, what: str = "id") -> str:
 def check_text(
     data: dict[str, Any], key: str, limit: int, default: str | None = None
 ) -> str:
-    value = data.get(key, default)
-    if value is None:
-        raise Invalid(f"{key} is required")
+    value = data.get(key)
+    if value is None:  # absent or null: an optional field takes its default
+        if default is None:
+            raise Invalid(f"{key} is required")
+        value = default
     if not isinstance(value, str):
         raise Invalid(f"{key} must be a string")
     if len(value) > limit:

@@ -419,6 +419,30 @@ class TestBadData:
         assert "refused" in results[0]["error"]
         assert await alice.get_message("m2") is None
 
+    async def test_null_optional_strings_take_their_defaults(
+        self, alice: UserStore
+    ) -> None:
+        nulls = {"file": None, "mime": None, "title": None, "kind": None}
+        results = await alice.push(
+            [
+                note("n1", "with nulls", ts(1), **nulls),
+                note("n2", "wrong type", ts(1), file=5),
+            ]
+        )
+        assert statuses(results) == ["applied", "rejected"]
+        assert results[1]["error"] == "file must be a string"
+        stored = (await everything(alice))[("memory", "n1")]
+        assert (stored["file"], stored["mime"], stored["title"]) == ("", "", "")
+        assert stored["kind"] == "note"
+        # a required string stays required
+        await alice.push([conversation()])
+        no_mime = message("m2")
+        no_mime["data"]["attachments"] = [
+            {"id": "a1", "name": "x.png", "mime": None, "content_b64": ""}
+        ]
+        results = await alice.push([no_mime])
+        assert results[0]["error"] == "mime is required"
+
     async def test_too_many_changes(self, alice: UserStore) -> None:
         from grizz_server.store.sync import MAX_BATCH
 
