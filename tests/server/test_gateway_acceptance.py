@@ -215,3 +215,22 @@ async def test_a_malformed_hello_says_what_is_wrong(stack: Stack) -> None:
     error, close = await _hello_answer(stack, token="grz_" + "x" * 40)
     assert isinstance(error, p.Error) and error.code == p.UNAUTHORIZED
     assert close.code == 4401
+
+
+async def test_push_batch_errors_are_as_documented(stack: Stack) -> None:
+    device = await stack.device("alice")
+    await device.send_raw('{"type":"push","changes":"not a list","ref":"p1"}')
+    error = await device.wait_for(lambda: device.frame(p.Error, ref="p1"))
+    assert error.code == p.BAD_FRAME
+    note = _note("n1", "kept")
+    pushed = await device.request(p.Push(changes=[1, note]), p.Pushed)
+    assert isinstance(pushed, p.Pushed), pushed
+    assert [r["status"] for r in pushed.results] == ["rejected", "applied"]
+    assert pushed.results[0]["error"] == "each change must be an object"
+    await device.send_raw(
+        '{"type":"push","ref":"p2","changes":[{"entity":"memory","id":"n2",'
+        '"data":{"content":"\\ud800","created_at":"2026-11-23T10:00:00+00:00"}}]}'
+    )
+    error = await device.wait_for(lambda: device.frame(p.Error, ref="p2"))
+    assert error.code == p.BAD_CHANGE
+    await device.close()
