@@ -4,10 +4,12 @@ Each role runs as its own process (`python -m grizz_server gateway|worker`),
 writes its own JSON log under the log directory, and is restarted with
 exponential backoff when it dies; a process that dies `restart_limit` times
 within a minute makes the launcher stop everything and exit non-zero rather
-than flap forever. A child that exits with `STARTUP_FAILED` (port taken, bad
-configuration, unusable database) stops the server at once, with the reason
-it logged. SIGTERM/SIGINT stop the children (they close connections
-with 1001 and hand running jobs back), then the embedded Redis.
+than flap forever. One launcher per GRIZZ_HOME: a second one finds the lock
+(`launcher.lock`, flock) taken and exits before touching Redis or run.json.
+A child that exits with `STARTUP_FAILED` (port taken, bad configuration,
+unusable database) stops the server at once, with the reason it logged.
+SIGTERM/SIGINT stop the children (they close connections with 1001 and hand
+running jobs back), then the embedded Redis.
 
 Must not import: websockets, the core's session, textual.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -33,6 +36,7 @@ from grizz_server.settings import (
     mask_password,
     server_dir,
 )
+from grizz_tui import paths
 from grizz_tui.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -48,6 +52,38 @@ def run_file() -> Path:
 def safe_url(url: str) -> str:
     """`url` with any password replaced by `***` (for logs and messages)."""
     return mask_password(url)
+
+
+def lock_file() -> Path:
+    """Held (flock) by a running launcher for its whole life; holds its pid."""
+    return server_dir() / "launcher.lock"
+
+
+def take_lock() -> int:
+    """Lock this GRIZZ_HOME's server for this process; return the lock's fd.
+
+    Two launchers on one home would run two Redis servers on one AOF
+    directory and remove each other's run.json. The lock is released when the
+    process exits, however it exits; the fd is not inherited by children.
+
+    Raises:
+        ConfigError: another process holds the lock.
+    """
+    path = lock_file()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        pid = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise ConfigError(
+            f"grizz-server is already running from {paths.data_dir()} (pid {pid}); "
+            "stop it first, or give the second one its own GRIZZ_HOME."
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
 
 
 @dataclass
@@ -72,7 +108,18 @@ class Launcher:
         self.failed = ""
 
     async def run(self) -> int:
-        """Start everything; return the exit status once stopped."""
+        """Start everything; return the exit status once stopped.
+
+        Raises:
+            ConfigError: another launcher is running on this GRIZZ_HOME.
+        """
+        lock = take_lock()
+        try:
+            return await self._run()
+        finally:
+            os.close(lock)
+
+    async def _run(self) -> int:
         try:
             self._start_redis()
             await preflight(self.settings)

@@ -157,3 +157,42 @@ def test_check_is_unhealthy_without_redis_or_workers(redis_url: str) -> None:
     result = _cli("check", "--redis-url", redis_url)
     assert result.returncode == 1  # reachable, but no worker is alive
     assert "FAIL  workers" in result.stdout and "ok    redis" in result.stdout
+
+
+@pytest.mark.slow
+def test_a_second_run_on_the_same_home_is_refused(launcher_env: Path) -> None:
+    port = free_port()
+    proc = _launch(launcher_env, port)
+    try:
+        _wait_healthy(port, proc)
+        run_json = launcher_env / "server" / "run.json"
+        before = run_json.read_text()
+        second = _cli("run", "--workers", "1", "--port", str(free_port()))
+        assert second.returncode == 3
+        assert second.stderr == (
+            f"grizz-server: grizz-server is already running from {launcher_env} "
+            f"(pid {proc.pid}); stop it first, or give the second one its own "
+            "GRIZZ_HOME.\n"
+        )
+        assert run_json.read_text() == before  # untouched, still there
+        redis_servers = [
+            pid
+            for pid in _children(proc.pid)
+            if "redis-server" in Path(f"/proc/{pid}/cmdline").read_text()
+        ]
+        assert len(redis_servers) == 1
+        check = _cli("check", "--json")
+        assert check.returncode == 0, check.stdout + check.stderr
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        # The lock goes with the process: the next run may start.
+        again = _launch(launcher_env, port)
+        try:
+            _wait_healthy(port, again)
+        finally:
+            again.send_signal(signal.SIGTERM)
+            assert again.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
