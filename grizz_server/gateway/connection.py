@@ -58,10 +58,16 @@ class Connection:
 
     async def emit(self, frame: p.Frame) -> None:
         """Queue a frame, waiting while the outbox is full (backpressure)."""
+        self._count(frame)
         await self.outbox.put(p.dump_frame(frame))
+
+    def _count(self, frame: p.Frame) -> None:
+        if isinstance(frame, p.Error):
+            self.gateway.metrics.inc("grizz_refusals_total", code=frame.code)
 
     def emit_nowait(self, frame: p.Frame) -> None:
         """Queue a frame without waiting; a device this far behind is dropped."""
+        self._count(frame)
         try:
             self.outbox.put_nowait(p.dump_frame(frame))
         except asyncio.QueueFull:
@@ -174,8 +180,6 @@ class Connection:
         try:
             await frames.dispatch(self, frame)
         except ProtocolError as exc:
-            if exc.code in (p.RATE_LIMITED, p.BUSY, p.TOO_MANY_JOBS):
-                metrics.inc("grizz_refusals_total", code=exc.code)
             await self.emit(
                 p.Error(
                     code=exc.code,
@@ -184,8 +188,11 @@ class Connection:
                     retry_after=getattr(exc, "retry_after", 0.0),
                 )
             )
-        except (RedisError, OSError):
-            log.warning("redis unavailable while serving a frame", exc_info=True)
+        except (RedisError, OSError) as exc:
+            log.warning(
+                "redis unavailable while serving a frame",
+                extra={"type": frame.TYPE, "error": _one_line(exc)},
+            )
             await self.emit(
                 p.Error(
                     code=p.UNAVAILABLE,

@@ -24,7 +24,8 @@ HELP = {
     "grizz_frames_sent_total": "Frames sent to devices.",
     "grizz_job_frames_sent_total": "Reply stream frames forwarded to devices.",
     "grizz_bad_frames_total": "Frames refused as malformed.",
-    "grizz_refusals_total": "Messages refused by a limit, by error code.",
+    "grizz_refusals_total": "Error frames sent to devices (and HTTP 401 refusals "
+    "before the upgrade, as unauthorized), by error code.",
     "grizz_jobs_accepted_total": "Messages stored and queued for a reply.",
     "grizz_auth_failures_total": "Connections refused for a missing or bad token.",
     "grizz_slow_closes_total": "Connections closed for falling too far behind.",

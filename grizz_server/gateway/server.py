@@ -128,8 +128,12 @@ class Gateway:
         principal = None
         if scheme.lower() == "bearer" and token.strip():
             principal = await self.store.authenticate(token.strip())
+            reason = "unknown or revoked token"
+        else:
+            reason = "Authorization header is not 'Bearer <token>'"
         if principal is None:
-            self.metrics.inc("grizz_auth_failures_total")
+            self._auth_failed(connection, reason)
+            self.metrics.inc("grizz_refusals_total", code=p.UNAUTHORIZED)
             return _response(
                 connection,
                 HTTPStatus.UNAUTHORIZED,
@@ -138,6 +142,18 @@ class Gateway:
             )
         connection.grizz_principal = principal  # type: ignore[attr-defined]
         return None
+
+    def _auth_failed(self, ws: ServerConnection, reason: str) -> None:
+        """Count and log one failed authentication (its reason, never the token)."""
+        self.metrics.inc("grizz_auth_failures_total")
+        remote = ws.remote_address
+        log.warning(
+            "authentication failed",
+            extra={
+                "reason": reason,
+                "remote": f"{remote[0]}:{remote[1]}" if remote else "",
+            },
+        )
 
     async def _healthz(self, connection: ServerConnection) -> Response:
         problems: list[str] = []
@@ -177,37 +193,48 @@ class Gateway:
         """
         refusal: ProtocolError | None = None
         principal = None
+        reason = "no hello frame"
         try:
             async with asyncio.timeout(self.settings.auth_timeout_s):
                 raw = await ws.recv()
+            reason = "the first frame is not a hello"
             frame = p.parse_frame(raw, allowed=(p.Hello,))
+            self.metrics.inc("grizz_frames_received_total", type=frame.TYPE)
             if isinstance(frame, p.Hello) and frame.protocol != p.PROTOCOL_VERSION:
                 raise ProtocolError(
                     f"This server speaks protocol {p.PROTOCOL_VERSION}; the client "
                     f"asked for {frame.protocol}.",
                     code=p.UNSUPPORTED_PROTOCOL,
                 )
+            reason = "unknown or revoked token"
             principal = (
                 await self.store.authenticate(frame.token)
                 if isinstance(frame, p.Hello)
                 else None
             )
         except ProtocolError as exc:
+            if exc.code in (p.BAD_FRAME, p.BAD_JSON):
+                self.metrics.inc("grizz_bad_frames_total")
+            if exc.code == p.BAD_FRAME and _type_of(raw) == p.Hello.TYPE:
+                # a malformed hello is a hello received all the same
+                self.metrics.inc("grizz_frames_received_total", type=p.Hello.TYPE)
             if exc.code in (p.BAD_FRAME, p.UNSUPPORTED_PROTOCOL):
                 refusal = exc
+                reason = f"bad hello: {exc.message}"
         except TimeoutError:
-            pass
+            reason = f"no hello frame within {self.settings.auth_timeout_s:g} s"
         except ConnectionClosed:
             return None
         if principal is not None:
             return principal
+        self._auth_failed(ws, reason)
         if refusal is None:
-            self.metrics.inc("grizz_auth_failures_total")
             refusal = ProtocolError(
                 "Authenticate first: send an Authorization: Bearer header or a "
                 "'hello' frame with a valid device token.",
                 code=p.UNAUTHORIZED,
             )
+        self.metrics.inc("grizz_refusals_total", code=refusal.code)
         close = (
             (CLOSE_UNAUTHORIZED, "unauthorized")
             if refusal.code == p.UNAUTHORIZED
@@ -217,6 +244,16 @@ class Gateway:
             await ws.send(p.dump_frame(p.error_frame(refusal)))
             await ws.close(*close)
         return None
+
+
+def _type_of(raw: str | bytes) -> str:
+    """The `type` of a frame that failed to parse ("" if it has none)."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, TypeError, RecursionError):
+        return ""
+    kind = data.get("type") if isinstance(data, dict) else None
+    return kind if isinstance(kind, str) else ""
 
 
 def _response(

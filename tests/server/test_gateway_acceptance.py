@@ -5,15 +5,19 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import logging
+import socket
 import uuid
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from grizz_server.gateway.revocation import announce_revoked
 from grizz_server.gateway.server import RunningGateway
+from grizz_server.queue.jobs import JobQueue
 from grizz_server.settings import ServerSettings
 from grizz_tui import protocol as p
 from tests.fakes.openai_server import FakeOpenAI, Text
@@ -234,3 +238,80 @@ async def test_push_batch_errors_are_as_documented(stack: Stack) -> None:
     error = await device.wait_for(lambda: device.frame(p.Error, ref="p2"))
     assert error.code == p.BAD_CHANGE
     await device.close()
+
+
+def _metric(text: str, series: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+async def test_metrics_count_every_refusal_and_hello_and_auth_is_logged(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    import httpx
+
+    caplog.set_level(logging.INFO, logger="grizz_server")
+    token = stack.tokens["alice"]
+    for _ in range(3):
+        welcome, _ = await _hello_answer(stack, token=token)
+        assert isinstance(welcome, p.Welcome)
+    await _hello_answer(stack, token=token, device="d" * 65)  # bad_frame
+    await _hello_answer(stack, token="grz_wrong_" + "y" * 30)  # unauthorized
+    with pytest.raises(InvalidStatus):
+        await Device(stack.url, "grz_header_" + "z" * 30).connect()
+    device = await stack.device("alice")
+    await device.send_raw("not json")
+    await device.wait_for(lambda: device.frame(p.Error, code=p.BAD_JSON))
+    answer = await device.request(p.Resume(job_id=str(uuid.uuid4())), p.Pong)
+    assert answer.code == p.NOT_FOUND
+    await device.close()
+    base = stack.url.replace("ws://", "http://")
+    async with httpx.AsyncClient() as client:
+        metrics = (await client.get(base + "/metrics")).text
+    assert _metric(metrics, 'grizz_frames_received_total{type="hello"}') == 5
+    for code, count in (
+        ("bad_frame", 1),
+        ("unauthorized", 2),
+        ("bad_json", 1),
+        ("not_found", 1),
+    ):
+        assert _metric(metrics, f'grizz_refusals_total{{code="{code}"}}') == count
+    assert _metric(metrics, "grizz_auth_failures_total") == 3
+    failed = [r for r in caplog.records if r.getMessage() == "authentication failed"]
+    assert [r.reason for r in failed] == [  # type: ignore[attr-defined]
+        "bad hello: Field 'device' of 'hello' must be at most 64 printable characters.",
+        "unknown or revoked token",
+        "unknown or revoked token",
+    ]
+    assert all(r.remote.startswith("127.0.0.1:") for r in failed)  # type: ignore[attr-defined]
+    logged = " ".join(str(r.__dict__) for r in caplog.records)
+    assert "grz_" not in logged and token not in logged
+
+
+async def test_redis_unavailable_is_logged_in_one_line(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    gateway = stack.gateway.gateway
+    assert gateway is not None
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        dead = sock.getsockname()[1]
+    dead_redis = Redis.from_url(f"redis://127.0.0.1:{dead}")
+    gateway.queue = JobQueue(dead_redis, stack.settings)
+    try:
+        device = await stack.device("alice")
+        refused = await device.request(p.Send(text="hello?"), p.Accepted)
+        assert isinstance(refused, p.Error) and refused.code == p.UNAVAILABLE
+        await device.close()
+    finally:
+        await dead_redis.aclose()
+    (record,) = [
+        r
+        for r in caplog.records
+        if r.getMessage() == "redis unavailable while serving a frame"
+    ]
+    assert record.exc_info is None
+    error: str = record.error  # type: ignore[attr-defined]
+    assert "\n" not in error and "Error" in error and len(error) < 300
