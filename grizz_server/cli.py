@@ -78,27 +78,33 @@ def _run(coro: Coroutine[Any, Any, Any]) -> Any:
 def _serve(coro: Coroutine[Any, Any, Any]) -> Any:
     """Run a gateway or worker; a start-up failure exits with STARTUP_FAILED.
 
-    The reason goes to the process's JSON log (where the launcher reads it),
-    and, when no launcher supervises this process, as one line on stderr.
+    Why the process stopped goes to its JSON log as `reason` (where the
+    launcher reads it) and, when no launcher supervises it, as one line on
+    stderr; an unexpected exception is logged with its traceback and exits 1.
     """
     import logging
     import os
 
     from grizz_server.settings import STARTUP_FAILED, SUPERVISED_ENV, StartupError
 
+    log = logging.getLogger("grizz_server")
+    supervised = bool(os.environ.get(SUPERVISED_ENV))
     try:
         return asyncio.run(coro)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
-    except StartupError as exc:
-        logging.getLogger("grizz_server").error(
-            "cannot start", extra={"reason": str(exc)}
-        )
-        if not os.environ.get(SUPERVISED_ENV):
-            typer.echo(f"grizz-server: {exc}", err=True)
-        raise typer.Exit(STARTUP_FAILED) from None
     except GrizzError as exc:
-        raise _fail(exc) from None
+        fatal = isinstance(exc, StartupError)
+        log.error("cannot start" if fatal else "stopped", extra={"reason": str(exc)})
+        if not supervised:
+            typer.echo(f"grizz-server: {exc}", err=True)
+        raise typer.Exit(STARTUP_FAILED if fatal else exc.exit_code) from None
+    except Exception as exc:
+        reason = f"{type(exc).__name__}: {exc}".split("\n")[0]
+        log.exception("crashed", extra={"reason": reason})
+        if not supervised:
+            typer.echo(f"grizz-server: {reason}", err=True)
+        raise typer.Exit(1) from None
 
 
 def _logging(name: str, settings: ServerSettings, verbose: bool) -> None:

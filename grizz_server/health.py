@@ -64,9 +64,20 @@ async def check(settings: ServerSettings) -> Report:
 
 async def _check_store(settings: ServerSettings, report: Report) -> None:
     from grizz_server.store import ServerStore, default_db_url
+    from grizz_server.store.engine import parse_url, sqlite_damage
 
     url = settings.db_url or default_db_url()
     try:
+        target = parse_url(url)
+        if target.path is not None and target.path.is_file():
+            damage = sqlite_damage(target.path)
+            if damage:
+                report.add(
+                    "store",
+                    False,
+                    f"{target.path} is damaged ({damage}); it was left untouched.",
+                )
+                return
         store = await ServerStore.open(url, pool_size=1)
         try:
             await store.check()

@@ -186,12 +186,15 @@ class Launcher:
 
     async def _supervise(self, child: Child) -> None:
         while not self.stopping.is_set():
+            log_file = self.settings.logs_path() / f"{child.name}.log"
+            offset = log_file.stat().st_size if log_file.exists() else 0
             child.proc = await self._spawn(child)
             code = await child.proc.wait()
             if self.stopping.is_set():
                 return
+            reason = child_reason(log_file, offset)
             if code == STARTUP_FAILED:  # retrying would fail the same way
-                reason = startup_reason(self.settings.logs_path() / f"{child.name}.log")
+                reason = reason or f"it gave no reason (see {log_file})."
                 self.failed = f"{child.name} cannot start: {reason}"
                 log.error(
                     "process cannot start; stopping the server",
@@ -209,12 +212,14 @@ class Launcher:
                     "child": child.name,
                     "code": code,
                     "crashes_last_minute": len(child.crashes),
+                    "reason": reason or "no reason logged (killed?)",
                 },
             )
             if len(child.crashes) > self.settings.restart_limit:
                 self.failed = (
                     f"{child.name} crashed {len(child.crashes)} times within "
                     f"{RESTART_WINDOW_S:.0f} s; giving up"
+                    + (f" (last: {reason.rstrip('.')})" if reason else "")
                 )
                 log.error(self.failed)
                 self.stopping.set()
@@ -275,16 +280,17 @@ async def preflight(settings: ServerSettings) -> None:
     await provider.aclose()
 
 
-def startup_reason(log_file: Path) -> str:
-    """The reason a child gave for not starting: its log's last `cannot start`."""
-    with contextlib.suppress(OSError):
-        for line in reversed(log_file.read_text(errors="replace").splitlines()):
+def child_reason(log_file: Path, offset: int = 0) -> str:
+    """Why a child stopped: the `reason` of its last record past `offset`."""
+    with contextlib.suppress(OSError), log_file.open("rb") as handle:
+        handle.seek(offset)
+        for line in reversed(handle.read().decode(errors="replace").splitlines()):
             with contextlib.suppress(ValueError):
                 record = json.loads(line)
-                if isinstance(record, dict) and record.get("msg") == "cannot start":
-                    reason = str(record.get("reason", "")).rstrip(".")
+                if isinstance(record, dict) and record.get("reason"):
+                    reason = str(record["reason"]).rstrip(".")
                     return (reason[:1].lower() + reason[1:]) + "."
-    return f"it gave no reason (see {log_file})."
+    return ""
 
 
 def _reason(exc: BaseException) -> str:

@@ -43,7 +43,7 @@ from grizz_server.gateway.hub import Hub
 from grizz_server.gateway.metrics import Metrics
 from grizz_server.gateway.streams import JobStreams
 from grizz_server.queue.jobs import JobQueue, connect_redis
-from grizz_server.settings import ServerSettings, StartupError
+from grizz_server.settings import ServerSettings, StartupError, heals_by_retrying
 from grizz_server.store import Principal, ServerStore
 from grizz_tui import protocol as p
 from grizz_tui.errors import GrizzError, ProtocolError
@@ -347,6 +347,15 @@ async def serve_gateway(settings: ServerSettings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with RunningGateway(settings):
+    running = RunningGateway(settings)
+    try:
+        await running.__aenter__()
+    except GrizzError as exc:  # a corrupt store will be corrupt next time too
+        if isinstance(exc, StartupError) or heals_by_retrying(exc):
+            raise
+        raise StartupError(str(exc)) from exc
+    try:
         settle_heap()
         await stop.wait()
+    finally:
+        await running.__aexit__(None, None, None)
