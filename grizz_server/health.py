@@ -52,7 +52,7 @@ async def check(settings: ServerSettings) -> Report:
     report = Report()
     local = running_server()
     redis_url = settings.redis_url or str(local.get("redis_url", ""))
-    await _check_store(settings, report)
+    await _check_store(settings, local, report)
     if not redis_url:
         report.add("redis", False, "no REDIS_URL set and no running grizz-server found")
     else:
@@ -62,14 +62,36 @@ async def check(settings: ServerSettings) -> Report:
     return report
 
 
-async def _check_store(settings: ServerSettings, report: Report) -> None:
+async def _check_store(
+    settings: ServerSettings, local: dict[str, Any], report: Report
+) -> None:
+    """The configured store, else the running server's (run.json), else the default.
+
+    Never creates a database: a missing SQLite file is reported as missing.
+    """
     from grizz_server.store import ServerStore, default_db_url
     from grizz_server.store.engine import parse_url, sqlite_damage
 
-    url = settings.db_url or default_db_url()
+    url, whose, hint = settings.db_url, "", ""
+    if not url and local.get("db_url"):
+        url, whose = str(local["db_url"]), " (the running server's store)"
+        if local.get("db_password_omitted"):
+            hint = (
+                "; the running server's URL has a password, which run.json does "
+                "not keep: pass --db-url or set GRIZZ_SERVER_DB_URL"
+            )
+    url = url or default_db_url()
     try:
         target = parse_url(url)
-        if target.path is not None and target.path.is_file():
+        if target.path is not None and not target.path.exists():
+            report.add(
+                "store",
+                False,
+                f"no store at {target.path} (`grizz-server users add` or "
+                "`grizz-server run` creates it)",
+            )
+            return
+        if target.path is not None:
             damage = sqlite_damage(target.path)
             if damage:
                 report.add(
@@ -84,9 +106,9 @@ async def _check_store(settings: ServerSettings, report: Report) -> None:
         finally:
             await store.close()
     except GrizzError as exc:
-        report.add("store", False, str(exc))
+        report.add("store", False, f"{str(exc).rstrip('.')}{hint}.")
     else:
-        report.add("store", True, f"{safe_url(url)}")
+        report.add("store", True, f"{safe_url(url)}{whose}")
 
 
 async def _check_redis(url: str, report: Report) -> None:

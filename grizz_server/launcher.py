@@ -33,6 +33,7 @@ from grizz_server.settings import (
     STARTUP_FAILED,
     SUPERVISED_ENV,
     ServerSettings,
+    drop_password,
     mask_password,
     server_dir,
 )
@@ -45,7 +46,8 @@ STOP_TIMEOUT_S = 20.0
 
 
 def run_file() -> Path:
-    """Where a running launcher records its pid, Redis URL and port (for `check`)."""
+    """Where a running launcher records its pid, Redis URL, store URL (without
+    its password) and port, for `check` and `dlq`."""
     return server_dir() / "run.json"
 
 
@@ -159,13 +161,18 @@ class Launcher:
         )
 
     def _write_run_file(self) -> None:
+        from grizz_server.store import default_db_url
+
         path = run_file()
         path.parent.mkdir(parents=True, exist_ok=True)
+        db_url = self.settings.db_url or default_db_url()
         path.write_text(
             json.dumps(
                 {
                     "pid": os.getpid(),
                     "redis_url": self.settings.redis_url,
+                    "db_url": drop_password(db_url),  # for `check`; no secrets
+                    "db_password_omitted": drop_password(db_url) != db_url,
                     "host": self.settings.host,
                     "port": self.settings.port,
                     "embedded_redis": self.redis is not None,

@@ -141,6 +141,12 @@ def mask_password(url: str) -> str:
     return f"{scheme}://{user}{colon}{'***' if colon else ''}@{hostpart}"
 
 
+def drop_password(url: str) -> str:
+    """`url` without its password (`user:secret@host` -> `user@host`)."""
+    masked = mask_password(url)
+    return masked.replace(":***@", "@", 1) if masked != url else url
+
+
 def url_problem(url: str, *, schemes: tuple[str, ...] = ()) -> str | None:
     """What is wrong with `url`'s scheme, host or port, in a few words (or None).
 

@@ -196,3 +196,48 @@ def test_a_second_run_on_the_same_home_is_refused(launcher_env: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_check_never_creates_a_store(grizz_home: Path) -> None:
+    result = _cli("check")
+    assert result.returncode == 1
+    assert (
+        f"FAIL  store         no store at {grizz_home / 'server.db'} "
+        "(`grizz-server users add` or `grizz-server run` creates it)"
+    ) in result.stdout
+    assert not (grizz_home / "server.db").exists()
+
+
+@pytest.mark.slow
+def test_check_uses_the_running_servers_store(
+    launcher_env: Path, pg_database: str
+) -> None:
+    import asyncio
+
+    from tests.server.conftest_store import _admin
+
+    asyncio.run(_admin(pg_database, "DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    # trust auth ignores the password; it must not end up in run.json
+    with_password = pg_database.replace("://postgres@", "://postgres:hunter2@")
+    port = free_port()
+    with open(launcher_env / "launcher.stderr", "ab") as stderr:
+        proc = subprocess.Popen(
+            [*CLI, "run", "-w", "1", "--port", str(port), "--db-url", with_password],
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    try:
+        _wait_healthy(port, proc)
+        run_json = (launcher_env / "server" / "run.json").read_text()
+        assert "hunter2" not in run_json
+        assert json.loads(run_json)["db_url"] == pg_database
+        check = _cli("check", "--json")
+        report = json.loads(check.stdout)
+        assert check.returncode == 0, check.stdout + check.stderr
+        assert report["checks"]["store"]["detail"] == (
+            f"{pg_database} (the running server's store)"
+        )
+        assert not (launcher_env / "server.db").exists()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
