@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +16,9 @@ from grizz_server import keys
 from grizz_server.launcher import run_file, safe_url
 from grizz_server.settings import ServerSettings
 from grizz_tui.errors import GrizzError
+
+STALE_WINDOW_MS = 3_600_000
+"""A dead worker is reported as stale for an hour after its last heartbeat."""
 
 
 @dataclass
@@ -56,7 +60,8 @@ async def check(settings: ServerSettings) -> Report:
     if not redis_url:
         report.add("redis", False, "no REDIS_URL set and no running grizz-server found")
     else:
-        await _check_redis(redis_url, report)
+        heartbeat_ms = int(local.get("heartbeat_ms") or settings.heartbeat_ms)
+        await _check_redis(redis_url, report, heartbeat_ms)
     if local.get("port"):
         _check_gateway(str(local.get("host", "127.0.0.1")), int(local["port"]), report)
     return report
@@ -111,7 +116,7 @@ async def _check_store(
         report.add("store", True, f"{safe_url(url)}{whose}")
 
 
-async def _check_redis(url: str, report: Report) -> None:
+async def _check_redis(url: str, report: Report, heartbeat_ms: int) -> None:
     from redis.asyncio import Redis
     from redis.exceptions import RedisError
 
@@ -124,7 +129,7 @@ async def _check_redis(url: str, report: Report) -> None:
         pending = 0
         with contextlib.suppress(RedisError):
             pending = int((await redis.xpending(keys.JOBS, keys.GROUP))["pending"])
-        workers = [k async for k in redis.scan_iter(match=keys.worker("*"), count=500)]
+        live, stale = await _count_workers(redis, heartbeat_ms)
     except (RedisError, OSError) as exc:
         report.add("redis", False, f"{safe_url(url)} unreachable ({exc})")
         return
@@ -136,16 +141,48 @@ async def _check_redis(url: str, report: Report) -> None:
         pending=pending,
         delayed=delayed,
         dead=dead,
-        live_workers=len(workers),
+        live_workers=live,
+        stale_workers=stale,
     )
     report.add(
         "queue",
         True,
         f"{depth} unfinished, {pending} being worked on, {delayed} waiting to retry",
     )
-    hint = " (inspect with XRANGE grizz:dlq)" if dead else ""
+    hint = " (inspect with `grizz-server dlq list`)" if dead else ""
     report.add("dead letters", True, f"{dead}{hint}")
-    report.add("workers", bool(workers), f"{len(workers)} alive")
+    detail = f"{live} alive"
+    if stale:
+        detail += f", {stale} stale (stopped sending heartbeats in the past hour)"
+    report.add("workers", bool(live), detail)
+
+
+async def _count_workers(redis: Any, heartbeat_ms: int) -> tuple[int, int]:
+    """(live, stale) workers.
+
+    A worker refreshes `grizz:worker:{name}` (TTL 3 heartbeats) every
+    heartbeat; it is live while that key has more than one heartbeat of TTL
+    left (it beat within the last two). A killed worker's key lingers for up
+    to three heartbeats and its name stays in `grizz:workers`: it counts as
+    stale if it beat within the past hour (older ones are history).
+    """
+    now_ms = time.time() * 1000
+    seen = {
+        str(name, "utf-8", "replace") if isinstance(name, bytes) else str(name): score
+        for name, score in await redis.zrangebyscore(
+            keys.WORKERS, now_ms - STALE_WINDOW_MS, "+inf", withscores=True
+        )
+    }
+    async for key in redis.scan_iter(match=keys.worker("*"), count=500):
+        text = str(key, "utf-8", "replace") if isinstance(key, bytes) else str(key)
+        seen.setdefault(text.removeprefix(keys.worker("")), now_ms)
+    live = stale = 0
+    for name in seen:
+        if await redis.pttl(keys.worker(name)) > heartbeat_ms:
+            live += 1
+        else:
+            stale += 1
+    return live, stale
 
 
 def _check_gateway(host: str, port: int, report: Report) -> None:

@@ -175,6 +175,7 @@ class Launcher:
                     "db_password_omitted": drop_password(db_url) != db_url,
                     "host": self.settings.host,
                     "port": self.settings.port,
+                    "heartbeat_ms": self.settings.heartbeat_ms,
                     "embedded_redis": self.redis is not None,
                 }
             )
