@@ -79,12 +79,25 @@ async def test_a_resend_of_a_finished_message_is_a_duplicate_of_its_job(
     await device.wait_for(lambda: device.frame(p.Welcome))
     first = await device.say("The original words.")
     await device.finished(first.job_id)
-    # the same id (even with other words, on another day) maps to the same job
-    again = await device.say(
-        "Other words.", message_id=first.message_id, day="2001-01-01"
-    )
+    await device.close()
+    # the same id and words map to the same job, answered once (a device that
+    # lost the reply re-sends: it is streamed again from the start)
+    device = await stack.device("alice")
+    await device.wait_for(lambda: device.frame(p.Welcome))
+    again = await device.say("The original words.", message_id=first.message_id)
     assert again.duplicate and again.job_id == first.job_id
     assert again.message["content"] == "The original words."
+    await device.finished(first.job_id)
+    # other words under that id are a conflict, and change nothing
+    other = await device.request(
+        p.Send(text="Other words.", message_id=first.message_id, tz="UTC"),
+        p.Accepted,
+    )
+    assert isinstance(other, p.Error) and other.code == p.CONFLICT
+    kept = await stack.store.for_user(stack.user_ids["alice"]).get_message(
+        first.message_id
+    )
+    assert kept is not None and kept.content == "The original words."
     assert len(provider_env.requests) == 1
     assert await aredis.hget(keys.job_info(first.job_id), "state") == b"done"
     await device.close()
