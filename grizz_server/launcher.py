@@ -56,6 +56,25 @@ def safe_url(url: str) -> str:
     return mask_password(url)
 
 
+def _make_private() -> None:
+    """Tighten what earlier versions created 0755/0644 under GRIZZ_HOME: the
+    server's directory, its logs and Redis directories, and the default store
+    (a database given with --db-url is the user's and is left alone)."""
+    from grizz_server.store.engine import DB_FILE
+
+    base = server_dir()
+    for directory in (base, base / "logs", base / "redis"):
+        if directory.is_dir():
+            directory.chmod(0o700)
+    logs = base / "logs"
+    for path in [
+        *(logs.glob("*.log") if logs.is_dir() else []),
+        *(paths.data_dir() / f"{DB_FILE}{end}" for end in ("", "-wal", "-shm")),
+    ]:
+        with contextlib.suppress(FileNotFoundError):
+            path.chmod(0o600)
+
+
 def lock_file() -> Path:
     """Held (flock) by a running launcher for its whole life; holds its pid."""
     return server_dir() / "launcher.lock"
@@ -115,7 +134,9 @@ class Launcher:
         Raises:
             ConfigError: another launcher is running on this GRIZZ_HOME.
         """
+        os.umask(0o077)  # logs, run.json, Redis's AOF, a new store: owner only
         lock = take_lock()
+        _make_private()
         try:
             return await self._run()
         finally:

