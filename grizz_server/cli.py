@@ -28,10 +28,23 @@ app = command_group(
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
 
-Host = Annotated[str | None, typer.Option("--host", help="Interface to listen on.")]
+Host = Annotated[
+    str | None,
+    typer.Option(
+        "--host",
+        help=f"Interface to listen on (default: {ServerSettings.host}).",
+        show_default=False,
+    ),
+]
 Port = Annotated[
     int | None,
-    typer.Option("--port", min=1, max=65535, help="Port (WebSocket + HTTP)."),
+    typer.Option(
+        "--port",
+        min=1,
+        max=65535,
+        help=f"Port (WebSocket + HTTP; default: {ServerSettings.port}).",
+        show_default=False,
+    ),
 ]
 DbUrl = Annotated[
     str | None,
@@ -117,7 +130,13 @@ def _logging(name: str, settings: ServerSettings, verbose: bool) -> None:
 def run(
     workers: Annotated[
         int | None,
-        typer.Option("--workers", "-w", min=1, max=64, help="Worker processes."),
+        typer.Option(
+            "--workers",
+            "-w",
+            min=1,
+            max=64,
+            help=f"Worker processes (default: {ServerSettings.workers}).",
+        ),
     ] = None,
     host: Host = None,
     port: Port = None,

@@ -114,3 +114,12 @@ def test_run_needs_a_fixed_port(grizz_home: Path) -> None:
     assert result.stderr == (
         "grizz-server: `grizz-server run` needs a port from 1 to 65535.\n"
     )
+
+
+def test_run_help_shows_the_defaults() -> None:
+    result = _cli("run", "--help")
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    assert "Interface to listen on (default: 127.0.0.1)." in text
+    assert "Port (WebSocket + HTTP; default: 8765)." in text
+    assert "Worker processes (default: 2)." in text
