@@ -155,8 +155,8 @@ def url_problem(url: str, *, schemes: tuple[str, ...] = ()) -> str | None:
     bracket, a scheme the driver does not speak.
     """
     match = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://([^/?#]*)", url.strip())
-    if match is None:
-        return "it does not start with scheme://"
+    if match is None:  # a database URL parser has its own words for this
+        return "it does not start with scheme://" if schemes else None
     scheme, netloc = match.group(1).lower(), match.group(2)
     if schemes and scheme not in schemes:
         wanted = ", ".join(f"{s}://" for s in schemes)
