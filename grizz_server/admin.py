@@ -148,7 +148,7 @@ def tokens_revoke(
     token_id: Annotated[str, typer.Argument(help="The token id (or a unique prefix).")],
     db_url: DbUrl = None,
 ) -> None:
-    """Revoke a device token: it stops working at once for new connections."""
+    """Revoke a device token: refused from now on, its open connections closed."""
     from grizz_server.store.server import TOKEN_PREFIX
 
     if token_id.startswith(TOKEN_PREFIX) or len(token_id) > 32:
@@ -163,4 +163,12 @@ def tokens_revoke(
     if not revoked:
         typer.echo(f"grizz-server: No token with id '{token_id}'.", err=True)
         raise typer.Exit(1)
-    typer.echo(f"Revoked token {token_id}.")
+    from grizz_server.gateway.revocation import TOKEN_CHECK_S, announce_revoked
+
+    if announce_revoked(token_id):
+        typer.echo(f"Revoked token {token_id}; its open connections are closed now.")
+    else:
+        typer.echo(
+            f"Revoked token {token_id}; its open connections close within "
+            f"{TOKEN_CHECK_S:.0f} s (no Redis reachable to tell the gateways now)."
+        )

@@ -8,6 +8,7 @@ import json
 import logging
 import socket
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -315,3 +316,38 @@ async def test_redis_unavailable_is_logged_in_one_line(
     assert record.exc_info is None
     error: str = record.error  # type: ignore[attr-defined]
     assert "\n" not in error and "Error" in error and len(error) < 300
+
+
+async def test_the_revoke_command_closes_the_device_at_once(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """`grizz-server tokens revoke ID`, as a self-hoster types it, in its own
+    process: the device is cut off long before the periodic re-check."""
+    import sys
+
+    token, info = await stack.store.add_token("alice", "lost-phone")
+    lost = await Device(stack.url, token).connect()
+    assert isinstance(await lost.request(p.Ping(), p.Pong), p.Pong)
+    env = {
+        "REDIS_URL": stack.settings.redis_url,
+        "GRIZZ_SERVER_DB_URL": stack.settings.db_url,
+        "PATH": "/usr/bin:/bin",
+        "GRIZZ_HOME": str(tmp_path / "admin-home"),
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "grizz_server",
+        "tokens",
+        "revoke",
+        info.id,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err
+    assert out.decode().strip() == (
+        f"Revoked token {info.id}; its open connections are closed now."
+    )
+    await _closed_as_revoked(lost, timeout=5)
