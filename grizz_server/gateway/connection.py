@@ -38,6 +38,8 @@ OUTBOX_SIZE = 1024
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_BAD_HELLO = 4400
 CLOSE_TOO_SLOW = 1013
+SENT_MEMORY = 64
+"""How many of its own jobs a connection remembers (their hub events are skipped)."""
 
 
 class Connection:
@@ -53,6 +55,10 @@ class Connection:
         self.store: UserStore = gateway.store.for_user(principal.user_id)
         self.outbox: asyncio.Queue[str | None] = asyncio.Queue(OUTBOX_SIZE)
         self.following: dict[str, Follower] = {}
+        self.held: dict[str, list[p.Frame]] = {}
+        """Frames of a job being sent, kept back until its `accepted` is out."""
+        self.sent: dict[str, None] = {}
+        """The jobs of this device's latest messages (ordered, bounded)."""
 
     # -- outbound -------------------------------------------------------------
 
@@ -213,13 +219,20 @@ class Connection:
 
     # -- jobs -----------------------------------------------------------------
 
-    def follow(self, job_id: str, after: str = "0", *, fresh: bool = False) -> None:
+    def follow(
+        self, job_id: str, after: str = "0", *, fresh: bool = False, hold: bool = False
+    ) -> None:
         """Stream job `job_id`'s output to this device from after entry `after`.
 
-        `fresh`: the job is being queued now (see `JobStreams.follow`)."""
+        `fresh`: the job is being queued now (see `JobStreams.follow`).
+        `hold`: keep its frames back until `release` (the device must hear
+        `accepted` before any chunk: a worker can start before the message's
+        write, and so `accepted`, is done)."""
         if job_id in self.following:
             return
         streams = self.gateway.streams
+        if hold:
+            self.held[job_id] = []
 
         async def deliver(entry: str, fields: dict[bytes, bytes], live: bool) -> None:
             frame = frames.entry_frame(job_id, entry, fields)
@@ -227,7 +240,10 @@ class Connection:
                 self.following.pop(job_id, None)
             if frame is None:
                 return
-            if live:
+            held = self.held.get(job_id)
+            if held is not None:
+                held.append(frame)
+            elif live:
                 self.emit_nowait(frame)
             else:
                 await self.emit(frame)
@@ -235,20 +251,33 @@ class Connection:
 
         async def gone() -> None:
             self.following.pop(job_id, None)
-            self.emit_nowait(
-                p.Error(
-                    code=p.NOT_FOUND,
-                    job_id=job_id,
-                    message="This reply is no longer available; pull to get the stored "
-                    "messages.",
-                )
+            error = p.Error(
+                code=p.NOT_FOUND,
+                job_id=job_id,
+                message="This reply is no longer available; pull to get the stored "
+                "messages.",
             )
+            held = self.held.get(job_id)
+            if held is not None:
+                held.append(error)
+            else:
+                self.emit_nowait(error)
 
         self.following[job_id] = streams.follow(
             job_id, after, deliver, gone, fresh=fresh
         )
 
+    def release(self, job_id: str) -> None:
+        """Send the frames held back for `job_id` (its `accepted` is out), and
+        stop holding them; the hub's `job` event for it is not for this device."""
+        self.sent[job_id] = None
+        if len(self.sent) > SENT_MEMORY:
+            del self.sent[next(iter(self.sent))]
+        for frame in self.held.pop(job_id, ()):
+            self.emit_nowait(frame)
+
     def unfollow(self, job_id: str) -> None:
+        self.held.pop(job_id, None)
         follower = self.following.pop(job_id, None)
         if follower is not None:
             self.gateway.streams.unfollow(job_id, follower)
@@ -257,10 +286,14 @@ class Connection:
         """A live event for this user from the hub."""
         kind = event.get("kind")
         if kind == "job":
-            if str(event.get("job_id")) in self.following:
+            job_id = str(event.get("job_id"))
+            own = job_id in self.sent
+            self.sent.pop(job_id, None)  # once: a later event (a retry) is news
+            if job_id in self.following or own:
                 # the sending device: `accepted` already gave it the message,
-                # and it follows the reply; its cursor catches up with the
-                # reply's `changed` (one frame less per message)
+                # and it follows the reply (or has it whole already: a fast
+                # reply can end before this event comes); its cursor catches
+                # up with the reply's `changed` (one frame less per message)
                 return
             self.emit_nowait(
                 p.Job(

@@ -97,7 +97,7 @@ async def send(conn: Connection, frame: p.Send) -> None:
     )
     queue = conn.gateway.queue
     # follow before queueing, so no entry of the job can come before it
-    conn.follow(job.job_id, "0", fresh=True)
+    conn.follow(job.job_id, "0", fresh=True, hold=True)
     try:
         admission = await queue.submit(job)
     except BaseException:
@@ -117,7 +117,10 @@ async def send(conn: Connection, frame: p.Send) -> None:
         await queue.cancel(conn.user_id, job.job_id)
         raise
     conn.gateway.metrics.inc("grizz_jobs_accepted_total")
-    await _accept(conn, frame, job.job_id, message, False)
+    try:
+        await _accept(conn, frame, job.job_id, message, False)
+    finally:
+        conn.release(job.job_id)  # its chunks, after `accepted`
     await conn.gateway.publish(
         conn.user_id, await _job_event(conn, job.job_id, message)
     )
@@ -232,7 +235,8 @@ async def _accept(
             message=message.to_dict(),
         )
     )
-    conn.follow(job_id, "0")
+    if duplicate:  # a fresh job is followed since before it was queued
+        conn.follow(job_id, "0")
 
 
 async def resume(conn: Connection, frame: p.Resume) -> None:

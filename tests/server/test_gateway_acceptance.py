@@ -351,3 +351,50 @@ async def test_the_revoke_command_closes_the_device_at_once(
         f"Revoked token {info.id}; its open connections are closed now."
     )
     await _closed_as_revoked(lost, timeout=5)
+
+
+class _SlowWrites:
+    """A device's store on a slow disk: each message write takes `delay` more."""
+
+    def __init__(self, store: Any, delay: float) -> None:
+        self._store = store
+        self._delay = delay
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def add_message(self, **kwargs: Any) -> Any:
+        await asyncio.sleep(self._delay)
+        return await self._store.add_message(**kwargs)
+
+
+async def test_accepted_comes_before_any_frame_of_its_reply(
+    stack: Stack, provider_env: FakeOpenAI
+) -> None:
+    """The worker may begin, and the first chunks reach the gateway, before
+    the gateway's write of the message (and so `accepted`) is done: the
+    device still hears `accepted` first, then the reply."""
+    for _ in range(4):
+        provider_env.enqueue(Text("Quick!", chunk=2))
+    device = await stack.device("alice")
+    await device.wait_for(lambda: device.frame(p.Welcome))
+    gateway = stack.gateway.gateway
+    assert gateway is not None
+    (conn,) = gateway.hub.users[stack.user_ids["alice"]]
+    conn.store = _SlowWrites(conn.store, 0.3)  # type: ignore[attr-defined]
+    assert device.ws is not None
+    for n in range(4):
+        await device.ws.send(
+            p.dump_frame(p.Send(text=f"slow disk {n}", message_id=str(uuid.uuid4())))
+        )
+        await device.wait_for(
+            lambda k=n: sum(isinstance(f, p.Done) for f in device.frames) == k + 1,  # type: ignore[misc]
+            timeout=30,
+        )
+    accepted: set[str] = set()
+    for frame in device.frames:
+        if isinstance(frame, p.Accepted):
+            accepted.add(frame.job_id)
+        elif isinstance(frame, p.Chunk | p.Done):
+            assert frame.job_id in accepted, f"{frame.TYPE} before accepted"
+    assert len(accepted) == 4
