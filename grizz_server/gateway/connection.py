@@ -93,7 +93,6 @@ class Connection:
     async def serve(self) -> None:
         """Welcome the device, then read frames until it goes away or idles out."""
         writer = asyncio.create_task(self._writer())
-        watch = asyncio.create_task(self._watch_token())
         # registered for the user's job output before it can follow any job
         await self.gateway.streams.add_user(self.user_id)
         await self.gateway.hub.add(self)
@@ -114,16 +113,9 @@ class Connection:
             for job_id in list(self.following):
                 self.unfollow(job_id)
             await self.gateway.streams.remove_user(self.user_id)
-            for task in (watch, writer):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
-                    await task
-
-    async def _watch_token(self) -> None:
-        """Re-check the token every `gateway.token_check_s`; close once revoked."""
-        while True:
-            await asyncio.sleep(self.gateway.token_check_s)
-            await self.check_token()
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
+                await writer
 
     async def check_token(self) -> None:
         """Close with 4401 "token revoked" if the store says the token is no more.
@@ -140,11 +132,15 @@ class Connection:
             )
             return
         if not live:
-            log.info(
-                "closing a connection: its token was revoked",
-                extra={"user": self.user_id, "token_id": self.principal.token_id},
-            )
-            await self.ws.close(CLOSE_UNAUTHORIZED, revocation.CLOSE_REASON)
+            await self.close_revoked()
+
+    async def close_revoked(self) -> None:
+        """Close with 4401 "token revoked" (the store said so)."""
+        log.info(
+            "closing a connection: its token was revoked",
+            extra={"user": self.user_id, "token_id": self.principal.token_id},
+        )
+        await self.ws.close(CLOSE_UNAUTHORIZED, revocation.CLOSE_REASON)
 
     async def _welcome(self) -> p.Welcome:
         s = self.gateway.settings

@@ -14,6 +14,7 @@ import hashlib
 import re
 import secrets
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select, text, update
@@ -243,6 +244,21 @@ class ServerStore:
                 )
             ).first()
         return row is not None and not row[0]
+
+    async def live_tokens(self, token_ids: Sequence[str]) -> set[str]:
+        """Those of `token_ids` that still exist and are not revoked (one query
+        per 500 ids): the gateway's periodic sweep of its open connections."""
+        live: set[str] = set()
+        ids = sorted(set(token_ids))
+        async with self._backend.read() as conn:
+            for start in range(0, len(ids), 500):
+                rows = await conn.execute(
+                    select(tokens.c.id).where(
+                        tokens.c.id.in_(ids[start : start + 500]), tokens.c.revoked == 0
+                    )
+                )
+                live.update(row[0] for row in rows)
+        return live
 
     async def _touch(self, token_id: str, last_used_at: str | None) -> None:
         now = dt.datetime.now(dt.UTC)
