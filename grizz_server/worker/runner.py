@@ -301,22 +301,16 @@ async def serve_worker(settings: ServerSettings, *, burst: bool = False) -> None
         app, max_connections=settings.worker_concurrency, http="aiohttp"
     )
     redis = connect_redis(settings.redis_url)
+    store: ServerStore | None = None
     try:
         store = await ServerStore.open(settings.db_url or default_db_url())
-    except BaseException as exc:
-        await provider.aclose()
-        await redis.aclose()
-        fatal = _startup_error(exc)
-        if fatal is None:
-            raise
-        raise fatal from exc
-    queue = JobQueue(redis, settings, consumer=consumer_name())
-    ctx = WorkerContext(redis, queue, store, provider, app)
-    try:
+        queue = JobQueue(redis, settings, consumer=consumer_name())
+        ctx = WorkerContext(redis, queue, store, provider, app)
         await warm_up(ctx)
     except BaseException as exc:
         await provider.aclose()
-        await store.close()
+        if store is not None:
+            await store.close()
         await redis.aclose()
         fatal = _startup_error(exc)
         if fatal is None:

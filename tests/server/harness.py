@@ -13,6 +13,8 @@ import asyncio
 import contextlib
 import os
 import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -271,3 +273,20 @@ class ProcessPool:
                 proc.kill()
                 proc.join(5)
         self.procs.clear()
+
+
+CLI = [sys.executable, "-m", "grizz_server"]
+"""`grizz-server` as a self-hoster runs it: its own process, this venv."""
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run `grizz-server ARGS` to the end: its exit code, stdout and stderr."""
+    return subprocess.run(
+        [*CLI, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )

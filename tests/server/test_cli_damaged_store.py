@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -13,14 +11,7 @@ import pytest
 
 from grizz_server.redis_server import free_port
 from tests.fakes.openai_server import FakeOpenAI
-
-CLI = [sys.executable, "-m", "grizz_server"]
-
-
-def _cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*CLI, *args], capture_output=True, text=True, timeout=timeout
-    )
+from tests.server.harness import run_cli as _cli
 
 
 def _damage(db: Path, index: str = "conversations_by_day") -> None:

@@ -7,20 +7,15 @@ import signal
 import sqlite3
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from grizz_server.redis_server import free_port
 from tests.fakes.openai_server import FakeOpenAI
+from tests.server.harness import CLI
+from tests.server.harness import run_cli as _cli
 from tests.server.test_launcher import _wait_healthy
-
-CLI = [sys.executable, "-m", "grizz_server"]
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=60)
 
 
 def _mode(path: Path) -> int:

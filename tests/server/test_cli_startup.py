@@ -3,30 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from tests.fakes.openai_server import FakeOpenAI
-
-CLI = [sys.executable, "-m", "grizz_server"]
-
-
-def _cli(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*CLI, *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-    )
+from tests.server.harness import run_cli as _cli
 
 
 def _plain_lines(stderr: str) -> list[str]:
