@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from grizz_server.settings import check_url, mask_password
 from grizz_tui import paths
 from grizz_tui.errors import StoreError
+from grizz_tui.store.db import wal_mode
 
 READ_BUSY_TIMEOUT_MS = 200
 """How long a SQLite read may wait (inline) in the rare cases WAL readers wait."""
@@ -133,8 +134,8 @@ def create_sqlite_engine(target: Target, *, pool_size: int = 8) -> Engine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA busy_timeout = 30000")  # first connection may race
-        cursor.execute("PRAGMA journal_mode = WAL")
-        mode = cursor.fetchone()[0]
+        # a gateway and its workers opening a new file together: see wal_mode
+        mode = wal_mode(dbapi_connection, 30.0)
         if str(mode).lower() != "wal":  # read-only directory: still usable
             cursor.execute("PRAGMA journal_mode = DELETE")
         cursor.execute("PRAGMA foreign_keys = ON")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -84,7 +85,7 @@ def open_database(path: Path | None = None, *, migrate: bool = True) -> Database
         )
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA foreign_keys = ON")
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        mode = wal_mode(conn, BUSY_TIMEOUT_MS / 1000)
         if mode != "wal":  # e.g. a read-only directory; still usable, just slower
             conn.execute("PRAGMA journal_mode = DELETE")
         conn.execute("PRAGMA synchronous = NORMAL")
@@ -99,6 +100,27 @@ def open_database(path: Path | None = None, *, migrate: bool = True) -> Database
             f"Could not open the database {path}: {exc.strerror}."
         ) from None
     return db
+
+
+def wal_mode(conn: sqlite3.Connection, wait_s: float) -> str:
+    """`PRAGMA journal_mode = WAL`; the journal mode it leaves (`wal`, or what
+    the file must keep, e.g. on a read-only directory).
+
+    Switching a new file to WAL needs a moment alone with it, and SQLite
+    answers "database is locked" at once (no busy timeout) while another
+    process is opening the same new file: two `grizz` started together failed
+    this way about once in 40 tries. Retried here for up to `wait_s`.
+    """
+    deadline = time.monotonic() + wait_s
+    delay = 0.001
+    while True:
+        try:
+            return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
 
 
 def _behind(db: Database) -> bool:
