@@ -6,9 +6,8 @@ bounded outbox. The jobs it watches are read by the gateway's shared
 chunks) never wait on a slow device: they go into the outbox without
 waiting, and a device that falls 1024 frames behind is closed with 1013 and
 resumes from its cursors when it reconnects. Catching up on a resumed reply
-does wait for the outbox, so a slow device only slows itself. A third task
-re-checks the connection's token and closes it (4401) once it is revoked
-(gateway/revocation.py).
+does wait for the outbox, so a slow device only slows itself. The gateway
+closes a connection (4401) once its token is revoked (gateway/revocation.py).
 
 Must not import: the core's session or provider, textual.
 """
@@ -117,23 +116,6 @@ class Connection:
             with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
                 await writer
 
-    async def check_token(self) -> None:
-        """Close with 4401 "token revoked" if the store says the token is no more.
-
-        A store that cannot answer right now keeps the connection (the next
-        check decides): a database hiccup must not drop every device.
-        """
-        try:
-            live = await self.gateway.store.token_live(self.principal.token_id)
-        except Exception as exc:
-            log.warning(
-                "could not re-check a device token",
-                extra={"user": self.user_id, "error": _one_line(exc)},
-            )
-            return
-        if not live:
-            await self.close_revoked()
-
     async def close_revoked(self) -> None:
         """Close with 4401 "token revoked" (the store said so)."""
         log.info(
@@ -193,7 +175,7 @@ class Connection:
         except (RedisError, OSError) as exc:
             log.warning(
                 "redis unavailable while serving a frame",
-                extra={"type": frame.TYPE, "error": _one_line(exc)},
+                extra={"type": frame.TYPE, "error": one_line(exc)},
             )
             await self.emit(
                 p.Error(
@@ -309,7 +291,7 @@ class Connection:
             )
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
     """An exception as one short line for a log field (never a traceback)."""
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__

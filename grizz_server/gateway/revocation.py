@@ -2,9 +2,9 @@
 
 Two paths, so the bound holds even when one fails:
 
-- every connection re-checks its token in the store every `TOKEN_CHECK_S`
-  seconds (a primary-key lookup) and closes with 4401 "token revoked" once it
-  is revoked or gone: the guaranteed bound;
+- every `TOKEN_CHECK_S` seconds each gateway re-checks the tokens of all its
+  connections in the store (`Gateway.check_tokens`, one query per 500) and
+  closes with 4401 "token revoked" those revoked or gone: the guaranteed bound;
 - `announce_revoked` publishes the token id on the `keys.TOKENS_REVOKED`
   channel; each gateway's hub hears it and re-checks the matching connections
   at once. The message is only a nudge: a connection is closed only after the
@@ -25,7 +25,7 @@ from grizz_server import keys
 log = logging.getLogger(__name__)
 
 TOKEN_CHECK_S = 30.0
-"""Seconds between an open connection's re-checks of its token in the store."""
+"""Seconds between a gateway's re-checks of its connections' tokens in the store."""
 CLOSE_REASON = "token revoked"
 
 

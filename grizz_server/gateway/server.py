@@ -38,6 +38,7 @@ from grizz_server.gateway.connection import (
     CLOSE_BAD_HELLO,
     CLOSE_UNAUTHORIZED,
     Connection,
+    one_line,
 )
 from grizz_server.gateway.hub import Hub
 from grizz_server.gateway.metrics import Metrics
@@ -62,11 +63,11 @@ class Gateway:
         self.store = store
         self.queue = JobQueue(redis, settings)
         self.metrics = Metrics()
-        self.hub = Hub(redis, on_reconnect=self._resync, on_revoked=self._revoked)
+        self.hub = Hub(redis, on_reconnect=self._resync, on_revoked=self.check_tokens)
         self.streams = JobStreams(redis, settings.block_ms)
         self.connections = 0
         self.token_check_s = revocation.TOKEN_CHECK_S
-        """Seconds between each connection's re-checks of its token."""
+        """Seconds between the sweeps that re-check every connection's token."""
 
     async def publish(self, user_id: str, event: dict[str, Any]) -> None:
         """Send `event` to every device of `user_id`, on every gateway.
@@ -113,12 +114,19 @@ class Gateway:
                 last = loop.time()
                 await self.check_tokens()
 
-    async def check_tokens(self) -> None:
+    async def check_tokens(self, token_ref: str = "") -> None:
+        """Close the connections whose token the store says is revoked.
+
+        All open connections (the periodic sweep), or only those whose token
+        matches `token_ref` (a revocation announced on the hub: a nudge, so a
+        forged one closes nothing). One query per 500 tokens.
+        """
         listeners = [
             listener
             for group in list(self.hub.users.values())
             for listener in list(group)
-            if getattr(listener, "principal", None) is not None
+            if (principal := getattr(listener, "principal", None)) is not None
+            and (not token_ref or revocation.matches(principal.token_id, token_ref))
         ]
         if not listeners:
             return
@@ -128,22 +136,12 @@ class Gateway:
             )
         except Exception as exc:  # a database hiccup must not drop every device
             log.warning(
-                "could not re-check device tokens", extra={"error": str(exc)[:200]}
+                "could not re-check device tokens", extra={"error": one_line(exc)}
             )
             return
         for listener in listeners:
             if listener.principal.token_id not in live:  # type: ignore[attr-defined]
                 await listener.close_revoked()  # type: ignore[attr-defined]
-
-    async def _revoked(self, token_ref: str) -> None:
-        """A token was revoked: re-check (and so close) its connections here now."""
-        for group in list(self.hub.users.values()):
-            for listener in list(group):
-                principal = getattr(listener, "principal", None)
-                if principal is not None and revocation.matches(
-                    principal.token_id, token_ref
-                ):
-                    await listener.check_token()  # type: ignore[attr-defined]
 
     # -- HTTP -----------------------------------------------------------------
 

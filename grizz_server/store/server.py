@@ -231,23 +231,9 @@ class ServerStore:
             user_id=user_id, user_name=user_name, device=device, token_id=token_id
         )
 
-    async def token_live(self, token_id: str) -> bool:
-        """Whether token `token_id` still exists and is not revoked (by primary key).
-
-        Open connections call this periodically, so revoking a token also cuts
-        off the connections it already opened.
-        """
-        async with self._backend.read() as conn:
-            row = (
-                await conn.execute(
-                    select(tokens.c.revoked).where(tokens.c.id == token_id)
-                )
-            ).first()
-        return row is not None and not row[0]
-
     async def live_tokens(self, token_ids: Sequence[str]) -> set[str]:
         """Those of `token_ids` that still exist and are not revoked (one query
-        per 500 ids): the gateway's periodic sweep of its open connections."""
+        per 500 ids): revoking a token also cuts off the connections it opened."""
         live: set[str] = set()
         ids = sorted(set(token_ids))
         async with self._backend.read() as conn:
