@@ -15,8 +15,9 @@ from sqlalchemy import Table, bindparam, select
 from grizz_tui.errors import UsageError
 from grizz_tui.store.models import MemoryItem, Message
 
+from . import statements as q
 from .backend import Backend, Conn
-from .schema import ENTITY_TABLES, attachments, users
+from .schema import ENTITY_TABLES, attachments
 from .sync import chunks
 from .validate import Invalid, prepare
 
@@ -54,12 +55,6 @@ async def pull(
     limit = max(1, min(int(limit), MAX_PULL))
     found: list[tuple[int, str, dict[str, Any]]] = []
     async with backend.snapshot() as conn:
-        top = int(
-            (
-                await conn.execute(select(users.c.seq).where(users.c.id == user_id))
-            ).scalar()
-            or 0
-        )
         for entity, table in ENTITY_TABLES.items():
             rows = await conn.execute(
                 _changed_rows(table),
@@ -69,6 +64,14 @@ async def pull(
         found.sort(key=lambda item: item[0])
         has_more = len(found) > limit
         found = found[:limit]
+        # nothing after `after`: the cursor is the user's current change
+        # number, never more, even when `after` is beyond it (a device's cursor
+        # from a restored or other server): a larger one would skip changes
+        top = (
+            0
+            if found
+            else int((await conn.run(q.current_seq, {"k_uid": user_id})).scalar() or 0)
+        )
         files = await _attachments_of(
             conn,
             user_id,
@@ -88,9 +91,6 @@ async def pull(
             if changes and size > max_bytes:
                 return changes, changes[-1]["seq"], True
         changes.append(change)
-    # nothing after `after`: the cursor is the user's current change number,
-    # never more, even when `after` is beyond it (a device's cursor from a
-    # restored or other server); storing a larger one would skip later changes
     return changes, (found[-1][0] if found else top), has_more
 
 
