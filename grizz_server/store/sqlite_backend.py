@@ -219,42 +219,40 @@ class SqliteBackend(Backend):
 
     async def _join(self) -> _Group:
         """The open write transaction, begun now if there is none."""
-        loop = asyncio.get_running_loop()
-        while True:
-            group = self._group
-            if group is None:
-                group = _Group(loop.create_future(), loop.create_future())
-                group.done.add_done_callback(_retrieved)
-                group.begun.add_done_callback(_retrieved)
-                self._group = group
-                try:
-                    free = self._try_begin()
-                except BaseException as exc:
-                    self._failed(group, exc)
-                    raise
-                if free:
-                    # the lock was free: this turn's writers run now, and the
-                    # lock is given back at the start of the next turn
-                    self._opened(group)
-                    group.pending += 1
-                    return group
-                # its own task: a cancelled writer must not cancel the others' BEGIN
-                group.begin = asyncio.ensure_future(self._begin(group))
-            elif group.open:
+        group = self._group
+        if group is not None and group.open:
+            group.pending += 1
+            return group
+        if group is None:
+            loop = asyncio.get_running_loop()
+            group = _Group(loop.create_future(), loop.create_future())
+            group.done.add_done_callback(_retrieved)
+            group.begun.add_done_callback(_retrieved)
+            self._group = group
+            try:
+                free = self._try_begin()
+            except BaseException as exc:
+                self._failed(group, exc)
+                raise
+            if free:
+                # the lock was free: this turn's writers run now, and the
+                # lock is given back at the start of the next turn
+                self._opened(group)
                 group.pending += 1
                 return group
-            elif group.begun.done():  # committing: join the next one
-                await asyncio.wait([group.done])
-                continue
-            group.pending += 1
-            try:
-                await asyncio.shield(group.begun)
-            except BaseException:
-                group.pending -= 1
-                if group.open:
-                    self._schedule_commit(group)
-                raise
-            return group
+            # its own task: a cancelled writer must not cancel the others' BEGIN
+            group.begin = asyncio.ensure_future(self._begin(group))
+        # the group waits for another process's lock (a committed or failed
+        # group is no longer `self._group`): join it once it has begun
+        group.pending += 1
+        try:
+            await asyncio.shield(group.begun)
+        except BaseException:
+            group.pending -= 1
+            if group.open:
+                self._schedule_commit(group)
+            raise
+        return group
 
     async def _begin(self, group: _Group) -> None:
         try:
