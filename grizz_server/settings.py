@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from grizz_tui import paths
-from grizz_tui.errors import ConfigError
+from grizz_tui.errors import ConfigError, GrizzError
 
 ENV_PREFIX = "GRIZZ_SERVER_"
 STARTUP_FAILED = 78
@@ -36,19 +36,25 @@ class StartupError(ConfigError):
     """A gateway or worker cannot start, and restarting it would not help."""
 
 
-def heals_by_retrying(exc: BaseException) -> bool:
-    """True when `exc` (or what it was raised from) is a network failure.
+def startup_failure(exc: BaseException) -> StartupError | None:
+    """`exc`, met while a gateway or worker starts, as a `StartupError` when
+    restarting the process would not help; None when it might.
 
-    An unreachable PostgreSQL or Redis may come back, so a process that met
-    one at start-up is worth restarting; a corrupt database or a bad setting
-    is not.
+    A corrupt database or a bad setting fails the same way on every start.
+    A network failure (an unreachable PostgreSQL or Redis, in `exc` or what
+    it was raised from) may heal, so the launcher restarts with backoff; so
+    does anything that is not a `GrizzError` (an unexpected crash).
     """
+    if isinstance(exc, StartupError):
+        return exc
+    if not isinstance(exc, GrizzError):
+        return None
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, OSError | TimeoutError | ConnectionError):
-            return True
+            return None
         seen = seen.__cause__ or seen.__context__
-    return False
+    return StartupError(str(exc))
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ from grizz_server.gateway.hub import Hub
 from grizz_server.gateway.metrics import Metrics
 from grizz_server.gateway.streams import JobStreams
 from grizz_server.queue.jobs import JobQueue, connect_redis
-from grizz_server.settings import ServerSettings, StartupError, heals_by_retrying
+from grizz_server.settings import ServerSettings, StartupError, startup_failure
 from grizz_server.store import Principal, ServerStore
 from grizz_tui import protocol as p
 from grizz_tui.errors import GrizzError, ProtocolError
@@ -393,9 +393,10 @@ async def serve_gateway(settings: ServerSettings) -> None:
     try:
         await running.__aenter__()
     except GrizzError as exc:  # a corrupt store will be corrupt next time too
-        if isinstance(exc, StartupError) or heals_by_retrying(exc):
+        fatal = startup_failure(exc)
+        if fatal is None or fatal is exc:
             raise
-        raise StartupError(str(exc)) from exc
+        raise fatal from exc
     try:
         settle_heap()
         await stop.wait()

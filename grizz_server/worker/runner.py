@@ -28,7 +28,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from grizz_server import keys
 from grizz_server.aio import check_cancelled, settle_heap
 from grizz_server.queue.jobs import Attempt, Delivery, JobQueue, connect_redis
-from grizz_server.settings import ServerSettings, StartupError, heals_by_retrying
+from grizz_server.settings import ServerSettings, startup_failure
 from grizz_server.worker.handlers import Fenced, WorkerContext, generate_reply
 from grizz_tui.errors import (
     AuthError,
@@ -279,17 +279,6 @@ async def warm_up(ctx: WorkerContext) -> None:
     await probe.current_seq()
 
 
-def _startup_error(exc: BaseException) -> StartupError | None:
-    """`exc` as a `StartupError` when restarting the worker would not help.
-
-    A corrupt or unusable database fails the same way on every start; an
-    unreachable PostgreSQL (a network error) may come back, so it is left as
-    it is and the launcher restarts the worker with backoff.
-    """
-    fatal = isinstance(exc, GrizzError) and not heals_by_retrying(exc)
-    return StartupError(str(exc)) if fatal else None
-
-
 async def serve_worker(settings: ServerSettings, *, burst: bool = False) -> None:
     """A worker process: open Redis, the store and the provider; run until SIGTERM."""
     from grizz_server.store import ServerStore, default_db_url
@@ -312,8 +301,8 @@ async def serve_worker(settings: ServerSettings, *, burst: bool = False) -> None
         if store is not None:
             await store.close()
         await redis.aclose()
-        fatal = _startup_error(exc)
-        if fatal is None:
+        fatal = startup_failure(exc)
+        if fatal is None or fatal is exc:
             raise
         raise fatal from exc
     worker = Worker(ctx, settings)
