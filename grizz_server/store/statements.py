@@ -251,11 +251,6 @@ class RowCache:
         self.maxsize = maxsize
         self._items: OrderedDict[tuple[str, str, str], tuple[int, Any]] = OrderedDict()
 
-    def cached(self, kind: str, user_id: str, record_id: str, seq: int) -> Any:
-        """The record built from exactly this version of the row, or None."""
-        hit = self._items.get((kind, user_id, record_id))
-        return hit[1] if hit is not None and hit[0] == seq else None
-
     def get(
         self,
         kind: str,
