@@ -98,6 +98,7 @@ def _serve(coro: Coroutine[Any, Any, Any]) -> Any:
     import logging
     import os
 
+    from grizz_server.logs import one_line
     from grizz_server.settings import STARTUP_FAILED, SUPERVISED_ENV, StartupError
 
     log = logging.getLogger("grizz_server")
@@ -113,7 +114,7 @@ def _serve(coro: Coroutine[Any, Any, Any]) -> Any:
             typer.echo(f"grizz-server: {exc}", err=True)
         raise typer.Exit(STARTUP_FAILED if fatal else exc.exit_code) from None
     except Exception as exc:
-        reason = f"{type(exc).__name__}: {exc}".split("\n")[0]
+        reason = one_line(exc)
         log.exception("crashed", extra={"reason": reason})
         if not supervised:
             typer.echo(f"grizz-server: {reason}", err=True)

@@ -25,6 +25,13 @@ _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) 
 }
 
 
+def one_line(exc: BaseException) -> str:
+    """An exception as one short line for a log field or a message (never a
+    traceback): `Type: first line of its text`, at most 200 characters of it."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
+
+
 def redact(text: str) -> str:
     """`text` with bearer tokens and `token=…` values replaced by `***`."""
     return _SECRET.sub(lambda m: m.group(1) + "***", text)

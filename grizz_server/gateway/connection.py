@@ -24,6 +24,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from grizz_server.gateway import frames, revocation
+from grizz_server.logs import one_line
 from grizz_tui import protocol as p
 from grizz_tui.errors import ProtocolError
 
@@ -289,9 +290,3 @@ class Connection:
                     changes=list(event.get("changes", [])),
                 )
             )
-
-
-def one_line(exc: BaseException) -> str:
-    """An exception as one short line for a log field (never a traceback)."""
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__

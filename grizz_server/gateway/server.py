@@ -38,11 +38,11 @@ from grizz_server.gateway.connection import (
     CLOSE_BAD_HELLO,
     CLOSE_UNAUTHORIZED,
     Connection,
-    one_line,
 )
 from grizz_server.gateway.hub import Hub
 from grizz_server.gateway.metrics import Metrics
 from grizz_server.gateway.streams import JobStreams
+from grizz_server.logs import one_line
 from grizz_server.queue.jobs import JobQueue, connect_redis
 from grizz_server.settings import ServerSettings, StartupError, startup_failure
 from grizz_server.store import Principal, ServerStore
