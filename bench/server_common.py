@@ -82,7 +82,7 @@ class Server:
             "GRIZZ_NO_KEYRING": "1",
             "OPENAI_BASE_URL": self.fake_url,
             "OPENAI_API_KEY": "sk-bench",
-            "GRIZZ_MODEL": "fake-model",
+            "GRIZZ_SERVER_MODEL": "fake-model",
         }
 
     async def start(self, users: int) -> Server:

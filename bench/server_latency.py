@@ -32,8 +32,8 @@ import uuid
 from server_common import Server, percentile
 from websockets.asyncio.client import connect
 
-from grizz_tui import protocol as p
-from grizz_tui.core.provider import OpenAICompatProvider, TextDelta
+from grizz_core import protocol as p
+from grizz_core.providers.openai_compat import OpenAICompatProvider, TextDelta
 
 
 async def direct_round(provider: OpenAICompatProvider, n: int) -> list[float]:

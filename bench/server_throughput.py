@@ -23,7 +23,7 @@ from pathlib import Path
 from server_common import Server
 from websockets.asyncio.client import connect
 
-from grizz_tui import protocol as p
+from grizz_core import protocol as p
 
 
 async def device(url: str, token: str, messages: int) -> int:

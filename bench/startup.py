@@ -54,10 +54,10 @@ def seed_grizz(home: Path, messages: int) -> str:
     os.environ["GRIZZ_HOME"] = str(home)
     import datetime as dt
 
-    from grizz_tui.core import days
+    from grizz_core import days
+    from grizz_core.domain import Role
     from grizz_tui.store import conversations as conv
     from grizz_tui.store.db import open_database
-    from grizz_tui.store.models import Role
 
     db = open_database(home / "grizz.db")
     today = dt.date.fromisoformat(days.today())

@@ -35,10 +35,10 @@ from typing import Any
 
 import asyncpg
 
+from grizz_core.domain import Role, Status
 from grizz_server.store import ServerStore
 from grizz_tui.store.db import open_database
 from grizz_tui.store.local import LocalChatStore
-from grizz_tui.store.models import Role, Status
 
 DAY, YESTERDAY = "2026-11-23", "2026-11-22"
 PG_ADMIN = os.environ.get("GRIZZ_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")

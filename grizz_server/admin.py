@@ -18,7 +18,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from grizz_tui.errors import GrizzError
+from grizz_core.errors import GrizzError
 
 T = TypeVar("T")
 

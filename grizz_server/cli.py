@@ -18,9 +18,9 @@ from typing import Annotated, Any
 
 import typer
 
+from grizz_core.errors import ConfigError, GrizzError
 from grizz_server.admin import command_group, tokens_app, users_app
 from grizz_server.settings import ServerSettings, load_server_settings
-from grizz_tui.errors import ConfigError, GrizzError
 
 app = command_group(
     help="grizz-server: sync Grizz across your devices (gateway, queue, workers)."
@@ -74,9 +74,12 @@ def _fail(exc: GrizzError) -> typer.Exit:
 
 def _settings(**flags: Any) -> ServerSettings:
     try:
-        return load_server_settings(flags)
+        settings = load_server_settings(flags)
     except GrizzError as exc:
         raise _fail(exc) from None
+    for warning in settings.warnings:
+        print(f"grizz-server: {warning}", file=sys.stderr)
+    return settings
 
 
 def _run(coro: Coroutine[Any, Any, Any]) -> Any:
@@ -323,8 +326,30 @@ def _run_redis(coro: Coroutine[Any, Any, Any]) -> Any:
         raise _fail(GrizzError(f"Redis is unreachable ({exc}).")) from None
 
 
+SERVER_EXTRA = ("redis", "sqlalchemy", "aiohttp")
+"""Modules of the `server` extra, which `pip install grizz` leaves out."""
+
+
+def _missing_extra() -> str:
+    """The first module of the server extra that is not installed, or ''."""
+    import importlib.util
+
+    for name in SERVER_EXTRA:
+        if importlib.util.find_spec(name) is None:
+            return name
+    return ""
+
+
 def main() -> None:
     """Entry point of the `grizz-server` script."""
+    missing = _missing_extra()
+    if missing:
+        print(
+            f"grizz-server: the server extra is not installed ({missing} is "
+            "missing); install it with: pip install 'grizz[server]'",
+            file=sys.stderr,
+        )
+        raise SystemExit(3)
     try:
         app()
     except BrokenPipeError:

@@ -12,10 +12,10 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
+from grizz_core.errors import GrizzError
 from grizz_server import keys
 from grizz_server.launcher import run_file, safe_url
 from grizz_server.settings import ServerSettings
-from grizz_tui.errors import GrizzError
 
 STALE_WINDOW_MS = 3_600_000
 """A dead worker is reported as stale for an hour after its last heartbeat."""

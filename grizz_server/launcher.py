@@ -28,6 +28,8 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from grizz_core import paths
+from grizz_core.errors import ConfigError
 from grizz_server.redis_server import RedisProcess
 from grizz_server.settings import (
     STARTUP_FAILED,
@@ -37,8 +39,6 @@ from grizz_server.settings import (
     mask_password,
     server_dir,
 )
-from grizz_tui import paths
-from grizz_tui.errors import ConfigError
 
 log = logging.getLogger(__name__)
 RESTART_WINDOW_S = 60.0
@@ -290,8 +290,7 @@ async def preflight(settings: ServerSettings) -> None:
     from redis.exceptions import RedisError
 
     from grizz_server.store import ServerStore, default_db_url
-    from grizz_tui.config import load_settings
-    from grizz_tui.core.setup import make_provider
+    from grizz_server.worker.runner import make_worker_provider
 
     redis = Redis.from_url(settings.redis_url, socket_connect_timeout=3)
     try:
@@ -305,7 +304,7 @@ async def preflight(settings: ServerSettings) -> None:
         await redis.aclose()
     store = await ServerStore.open(settings.db_url or default_db_url())
     await store.close()
-    provider = make_provider(load_settings())
+    provider = make_worker_provider(settings, http="httpx")
     await provider.aclose()
 
 

@@ -19,7 +19,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from grizz_tui.errors import ConfigError
+from grizz_core.errors import ConfigError
 
 
 def find_binary() -> str:

@@ -1,16 +1,21 @@
-"""ServerSettings: every knob of grizz-server, from flags > environment > defaults.
+"""ServerSettings: every knob of grizz-server, from flags > environment > the
+server's TOML file > defaults.
 
-Each field's environment variable is `GRIZZ_SERVER_` + its name upper-cased
-(`GRIZZ_SERVER_LEASE_MS`); the Redis URL also honours the usual `REDIS_URL`.
-Child processes (gateway, workers) get their settings through the environment
-the launcher passes down, so one place decides them.
+Each setting is declared once, with `setting()`; its environment variable is
+`GRIZZ_SERVER_` + its attribute upper-cased (`GRIZZ_SERVER_LEASE_MS`,
+`GRIZZ_SERVER_LOCAL_MODEL`); a few also honour the usual names (`REDIS_URL`,
+`OPENAI_BASE_URL`, `OPENAI_API_KEY`). The file is `$GRIZZ_SERVER_CONFIG` or
+GRIZZ_HOME's `server/server.toml`, keyed like the device's (`lease_ms = 30000`,
+`[local] model = "auto"`). The provider the workers call is configured here,
+never in the terminal client's config. Child processes (gateway, workers) get
+the settings that were set through the environment the launcher passes down,
+so one place decides them.
 
-Must not import: redis, websockets, the store, the core.
+Must not import: redis, websockets, the store, the companion, the providers.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 from collections.abc import Mapping
@@ -19,10 +24,22 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from grizz_tui import paths
-from grizz_tui.errors import ConfigError, GrizzError
+from grizz_core import paths
+from grizz_core.errors import ConfigError, GrizzError
+from grizz_core.settings import (
+    ProviderSettings,
+    Source,
+    Spec,
+    coerce,
+    flatten,
+    read_toml,
+    setting,
+    specs,
+)
 
 ENV_PREFIX = "GRIZZ_SERVER_"
+CONFIG_ENV = "GRIZZ_SERVER_CONFIG"
+"""Names the server's TOML file (default: GRIZZ_HOME's server/server.toml)."""
 STARTUP_FAILED = 78
 """Exit status of a gateway or worker that cannot start for a reason retrying
 will not fix (bad configuration, port taken, unusable database): the launcher
@@ -58,75 +75,119 @@ def startup_failure(exc: BaseException) -> StartupError | None:
 
 
 @dataclass(frozen=True)
-class ServerSettings:
-    """Effective server settings (times in milliseconds unless named `_s`)."""
+class ServerSettings(ProviderSettings):
+    """Effective server settings (times in milliseconds unless named `_s`): the
+    provider the workers call (`ProviderSettings`) and the server's own."""
 
-    host: str = "127.0.0.1"
-    """Interface the gateway listens on."""
-    port: int = 8765
-    """Gateway port (WebSocket, /healthz and /metrics share it)."""
-    workers: int = 2
-    """Worker processes the launcher starts."""
-    redis_url: str = ""
-    """Redis URL; empty = start an embedded redis-server under GRIZZ_HOME."""
-    db_url: str = ""
-    """Store URL (sqlite:///… or postgresql://…); empty = SQLite under GRIZZ_HOME."""
-    lease_ms: int = 30_000
-    """How long a worker's claim on a job lasts without renewal."""
-    visibility_ms: int = 45_000
-    """Idle time after which another worker reclaims a job (> lease_ms)."""
-    max_attempts: int = 3
-    """Attempts of a job (crashes included) before it is dead-lettered."""
-    max_deliveries: int = 5
-    """Backstop: deliveries of one stream entry before it is dead-lettered."""
-    backoff_ms: int = 2_000
-    """Retry delay base: attempt n waits up to base x 2^(n-1) (full jitter)."""
-    backoff_cap_ms: int = 60_000
-    max_queue_depth: int = 1_000
-    """Unfinished jobs past which new messages are refused with `busy`."""
-    max_active_per_user: int = 2
-    """Unfinished jobs one user may have at once."""
-    rate_per_minute: float = 20.0
-    """Messages per minute per user (token bucket refill)."""
-    rate_burst: int = 5
-    """Token bucket size: messages a user may send back to back."""
-    max_frame_bytes: int = 256 * 1024
-    max_message_chars: int = 32_000
-    max_pull: int = 500
-    """Largest `limit` a pull may ask for."""
-    max_push: int = 500
-    """Most changes one push may carry."""
-    ping_interval_s: float = 20.0
-    ping_timeout_s: float = 20.0
-    idle_timeout_s: float = 300.0
-    """Close a connection that sent no frame for this long."""
-    auth_timeout_s: float = 10.0
-    """Time a header-less connection has to send its `hello`."""
-    out_ttl_s: int = 3_600
-    """How long a finished job's output stream stays readable for resume."""
-    jobs_maxlen: int = 100_000
-    dlq_maxlen: int = 10_000
-    worker_concurrency: int = 16
-    """Jobs one worker process runs at once."""
-    block_ms: int = 1_000
-    """Longest XREADGROUP block; also the retry-promotion period."""
-    heartbeat_ms: int = 2_000
-    shutdown_grace_s: float = 10.0
-    """How long a stopping worker lets running replies finish."""
-    restart_limit: int = 5
-    """Crashes of one process within a minute before the launcher gives up."""
-    log_dir: str = ""
-    """Directory of the per-process JSON logs; empty = GRIZZ_HOME/server/logs."""
+    host: str = setting("127.0.0.1", "Interface the gateway listens on.")
+    port: int = setting(
+        8765, "Gateway port (WebSocket, /healthz and /metrics share it)."
+    )
+    workers: int = setting(2, "Worker processes the launcher starts.")
+    redis_url: str = setting(
+        "",
+        "Redis URL; empty = start an embedded redis-server under GRIZZ_HOME.",
+        env=("REDIS_URL",),
+    )
+    db_url: str = setting(
+        "",
+        "Store URL (sqlite:///… or postgresql://…); empty = SQLite under GRIZZ_HOME.",
+    )
+    lease_ms: int = setting(
+        30_000, "How long a worker's claim on a job lasts without renewal."
+    )
+    visibility_ms: int = setting(
+        45_000, "Idle time after which another worker reclaims a job (> lease_ms)."
+    )
+    max_attempts: int = setting(
+        3, "Attempts of a job (crashes included) before it is dead-lettered."
+    )
+    max_deliveries: int = setting(
+        5, "Backstop: deliveries of one stream entry before it is dead-lettered."
+    )
+    backoff_ms: int = setting(
+        2_000, "Retry delay base: attempt n waits up to base x 2^(n-1) (full jitter)."
+    )
+    backoff_cap_ms: int = setting(60_000, "Longest retry delay, whatever the attempt.")
+    max_queue_depth: int = setting(
+        1_000, "Unfinished jobs past which new messages are refused with `busy`."
+    )
+    max_active_per_user: int = setting(2, "Unfinished jobs one user may have at once.")
+    rate_per_minute: float = setting(
+        20.0, "Messages per minute per user (token bucket refill)."
+    )
+    rate_burst: int = setting(
+        5, "Token bucket size: messages a user may send back to back."
+    )
+    max_frame_bytes: int = setting(
+        256 * 1024,
+        "Largest WebSocket frame, either way (welcome.limits.max_frame_bytes).",
+    )
+    max_message_chars: int = setting(32_000, "Longest message text a device may send.")
+    max_pull: int = setting(500, "Largest `limit` a pull may ask for.")
+    max_push: int = setting(500, "Most changes one push may carry.")
+    ping_interval_s: float = setting(
+        20.0, "Seconds between the gateway's WebSocket pings."
+    )
+    ping_timeout_s: float = setting(
+        20.0, "Seconds a ping may wait for its pong before the connection closes."
+    )
+    idle_timeout_s: float = setting(
+        300.0, "Close a connection that sent no frame for this long."
+    )
+    auth_timeout_s: float = setting(
+        10.0, "Time a header-less connection has to send its `hello`."
+    )
+    out_ttl_s: int = setting(
+        3_600, "How long a finished job's output stream stays readable for resume."
+    )
+    jobs_maxlen: int = setting(
+        100_000, "Approximate length the jobs stream is trimmed to."
+    )
+    dlq_maxlen: int = setting(
+        10_000, "Approximate length the dead-letter stream is trimmed to."
+    )
+    worker_concurrency: int = setting(16, "Jobs one worker process runs at once.")
+    block_ms: int = setting(
+        1_000, "Longest XREADGROUP block; also the retry-promotion period."
+    )
+    heartbeat_ms: int = setting(
+        2_000, "How often a worker refreshes its health key (read by `check`)."
+    )
+    shutdown_grace_s: float = setting(
+        10.0, "How long a stopping worker lets running replies finish."
+    )
+    restart_limit: int = setting(
+        5, "Crashes of one process within a minute before the launcher gives up."
+    )
+    log_dir: str = setting(
+        "", "Directory of the per-process JSON logs; empty = GRIZZ_HOME/server/logs."
+    )
+    api_key: str = setting(
+        "",
+        "Key of the OpenAI-compatible endpoint the workers call; empty = none.",
+        env=("OPENAI_API_KEY",),
+        secret=True,
+    )
 
     def env(self) -> dict[str, str]:
-        """These settings as environment variables, for child processes."""
+        """The settings that were set or differ from their default, as
+        environment variables for child processes: a child then resolves exactly
+        what its parent did, down to whether `provider` was chosen (the local
+        fallback)."""
         return {
-            ENV_PREFIX + f.name.upper(): str(getattr(self, f.name))
-            for f in dataclasses.fields(self)
+            env_name(spec): str(getattr(self, spec.attr))
+            for spec in SPECS
+            if getattr(self, spec.attr) != spec.default
+            or self.sources.get(spec.key, "default") != "default"
         }
 
     def logs_path(self) -> Path:
         return Path(self.log_dir) if self.log_dir else server_dir() / "logs"
+
+
+SPECS: tuple[Spec, ...] = specs(ServerSettings)
+SPEC_BY_KEY: dict[str, Spec] = {spec.key: spec for spec in SPECS}
 
 
 def server_dir() -> Path:
@@ -193,52 +254,108 @@ def check_url(url: str, what: str, *, schemes: tuple[str, ...] = ()) -> None:
         raise ConfigError(f"{what} {mask_password(url)!r} is not usable: {problem}.")
 
 
+def env_name(spec: Spec) -> str:
+    """A server setting's own environment variable: `GRIZZ_SERVER_LEASE_MS`."""
+    return ENV_PREFIX + spec.attr.upper()
+
+
+def config_path(env: Mapping[str, str]) -> Path:
+    """The server's TOML file: `$GRIZZ_SERVER_CONFIG`, or server.toml in the
+    server's directory under GRIZZ_HOME."""
+    named = env.get(CONFIG_ENV)
+    return Path(named) if named else server_dir() / "server.toml"
+
+
 def load_server_settings(
-    overrides: Mapping[str, Any] | None = None, *, env: Mapping[str, str] | None = None
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    path: Path | None = None,
 ) -> ServerSettings:
-    """Resolve settings: `overrides` (flags, None = unset) > env > default.
+    """Resolve settings: `overrides` (flags, None = unset) > env > the TOML
+    file (`config_path`) > default.
 
     Raises:
-        ConfigError: a value has the wrong type.
+        ConfigError: a value has the wrong type, or the file is not TOML.
     """
     env = os.environ if env is None else env
+    path = path or config_path(env)
+    file_values = flatten(read_toml(path, hint="fix it or remove it."))
+    warnings = tuple(
+        f"Ignoring unknown server setting '{key}' in {path}."
+        for key in file_values
+        if key not in SPEC_BY_KEY
+    )
     values: dict[str, Any] = {}
-    for spec in dataclasses.fields(ServerSettings):
-        kind = type(spec.default)
-        raw: Any = env.get(ENV_PREFIX + spec.name.upper())
-        where = f"${ENV_PREFIX}{spec.name.upper()}"
-        if spec.name == "redis_url" and not raw:
-            raw, where = env.get("REDIS_URL"), "$REDIS_URL"
-        if overrides and overrides.get(spec.name) is not None:
-            raw, where = overrides[spec.name], f"--{spec.name.replace('_', '-')}"
+    sources: dict[str, Source] = {}
+    for spec in SPECS:
+        raw, where, source = _raw_value(spec, overrides, env, file_values, path)
         if raw is None or raw == "":
             continue
-        try:
-            values[spec.name] = kind(raw)
-        except (TypeError, ValueError):
-            raise ConfigError(
-                f"Server setting {where} must be {kind.__name__}, got {raw!r}."
-            ) from None
-        if spec.name in ("redis_url", "db_url"):
-            schemes = REDIS_SCHEMES if spec.name == "redis_url" else ()
-            check_url(values[spec.name], f"Server setting {where}", schemes=schemes)
-            if spec.name == "redis_url" and not values[spec.name].startswith("unix"):
-                db = urlsplit(values[spec.name]).path.strip("/")
-                if db and not db.isdigit():
-                    raise ConfigError(
-                        f"Server setting {where} "
-                        f"{mask_password(values[spec.name])!r} is not usable: its "
-                        f"database '{db}' is not a number."
-                    )
-        if spec.name == "port" and not 0 <= values["port"] <= 65535:
-            raise ConfigError(
-                f"Server setting {where} must be a port from 1 to 65535 "
-                f"(or 0 for any free port), got {raw!r}."
-            )
-    settings = ServerSettings(**values)
+        values[spec.attr] = _typed(spec, raw, where)
+        sources[spec.key] = source
+        _check_value(spec.attr, values[spec.attr], raw, where)
+    settings = ServerSettings(**values, sources=sources, warnings=warnings)
     if settings.visibility_ms <= settings.lease_ms:
         raise ConfigError(
             "visibility_ms must be larger than lease_ms, or live jobs would be "
             "reclaimed."
         )
     return settings
+
+
+def _raw_value(
+    spec: Spec,
+    overrides: Mapping[str, Any] | None,
+    env: Mapping[str, str],
+    file_values: Mapping[str, Any],
+    path: Path,
+) -> tuple[Any, str, Source]:
+    """The highest-precedence raw value of `spec`, where it came from, its source."""
+    if overrides and overrides.get(spec.attr) is not None:
+        return overrides[spec.attr], f"--{spec.attr.replace('_', '-')}", "flag"
+    for name in (env_name(spec), *spec.env):
+        if env.get(name):
+            return env[name], f"${name}", "env"
+    if spec.key in file_values:
+        return file_values[spec.key], f"'{spec.key}' in {path}", "file"
+    return None, "", "default"
+
+
+def _typed(spec: Spec, raw: Any, where: str) -> Any:
+    kind = spec.type
+    try:
+        if kind is bool:
+            return coerce(spec, raw, where)
+        if isinstance(raw, bool) or (kind is int and isinstance(raw, float)):
+            raise ValueError(raw)
+        value = kind(raw)
+    except (TypeError, ValueError, ConfigError):
+        raise ConfigError(
+            f"Server setting {where} must be {kind.__name__}, got {raw!r}."
+        ) from None
+    if spec.choices and value not in spec.choices:
+        raise ConfigError(
+            f"Server setting {where} must be one of {', '.join(spec.choices)}; "
+            f"got {raw!r}."
+        )
+    return value
+
+
+def _check_value(name: str, value: Any, raw: Any, where: str) -> None:
+    """URLs and the port: refuse what the drivers would fail on with a traceback."""
+    if name in ("redis_url", "db_url"):
+        schemes = REDIS_SCHEMES if name == "redis_url" else ()
+        check_url(value, f"Server setting {where}", schemes=schemes)
+        if name == "redis_url" and not value.startswith("unix"):
+            db = urlsplit(value).path.strip("/")
+            if db and not db.isdigit():
+                raise ConfigError(
+                    f"Server setting {where} {mask_password(value)!r} is not "
+                    f"usable: its database '{db}' is not a number."
+                )
+    if name == "port" and not 0 <= value <= 65535:
+        raise ConfigError(
+            f"Server setting {where} must be a port from 1 to 65535 "
+            f"(or 0 for any free port), got {raw!r}."
+        )

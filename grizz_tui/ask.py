@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from grizz_tui.errors import GrizzError, UsageError
+from grizz_core.errors import GrizzError, UsageError
 
 
 @dataclass
@@ -102,8 +102,8 @@ def run(options: AskOptions) -> int:
 
 
 async def _ask(settings: Any, prompt: str, options: AskOptions) -> dict[str, Any]:
-    from grizz_tui.core.attachments import load_image
-    from grizz_tui.core.setup import make_provider, make_session
+    from grizz_core.companion.attachments import load_image
+    from grizz_tui.factory import make_provider, make_session
 
     images = [load_image(path) for path in options.images]
     provider = make_provider(settings)
@@ -146,8 +146,8 @@ def _memory_path() -> Path:
 
 
 async def _consume(session, prompt, images, options, writer) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-    from grizz_tui.core.provider import TextDelta
-    from grizz_tui.core.session import ReplyFinished, ToolUsed, UserMessageStored
+    from grizz_core.companion.session import ReplyFinished, ToolUsed, UserMessageStored
+    from grizz_core.providers.openai_compat import TextDelta
 
     result: dict[str, Any] = {}
     async for event in session.send(prompt, attachments=images, stream=options.stream):

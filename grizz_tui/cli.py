@@ -13,8 +13,8 @@ from typing import Annotated
 
 import typer
 
+from grizz_core.errors import GrizzError
 from grizz_tui import __version__
-from grizz_tui.errors import GrizzError
 
 app = typer.Typer(
     name="grizz",
@@ -113,7 +113,7 @@ def ask(
 @config_app.command("path")
 def config_path() -> None:
     """Print where the config file, database and key file live."""
-    from grizz_tui import paths
+    from grizz_core import paths
 
     typer.echo(f"config:   {paths.config_file()}")
     typer.echo(f"database: {paths.db_path()}")

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from grizz_tui.errors import GrizzError, UsageError
+from grizz_core.errors import GrizzError, UsageError
 
 memory_app = typer.Typer(help="Grizz's notes about you.", no_args_is_help=True)
 
@@ -132,7 +132,7 @@ def history(
     json_output: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """List the days you talked with Grizz, or show one day."""
-    from grizz_tui.core.days import parse_day
+    from grizz_core.days import parse_day
     from grizz_tui.store import conversations as conv
 
     with _database() as db:
@@ -196,7 +196,7 @@ def export(
     ] = None,
 ) -> None:
     """Export conversations (and memory, for a full JSON export)."""
-    from grizz_tui.core.days import parse_day
+    from grizz_core.days import parse_day
     from grizz_tui.store.transfer import export_data, export_markdown
 
     if fmt not in ("md", "json"):

@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from grizz_tui.errors import GrizzError
+from grizz_core.errors import GrizzError
 
 local_app = typer.Typer(help="The built-in offline model.", no_args_is_help=True)
 
@@ -28,9 +28,9 @@ def info(
     ] = False,
 ) -> None:
     """Show the local models, their licences, and (with --load) memory use."""
-    from grizz_tui import paths
+    from grizz_core import paths
+    from grizz_core.providers.local import models as local_models
     from grizz_tui.config import load_settings
-    from grizz_tui.core import local_models
 
     try:
         settings = load_settings()
@@ -52,7 +52,7 @@ def info(
 
 
 def _load(settings) -> None:  # type: ignore[no-untyped-def]
-    from grizz_tui.core.local_provider import LocalProvider
+    from grizz_core.providers.local.provider import LocalProvider
 
     async def run() -> list[tuple[str, str]]:
         provider = LocalProvider(

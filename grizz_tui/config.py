@@ -10,46 +10,36 @@ This is plain `tomllib` + dataclasses rather than pydantic-settings: the latter
 costs ~0.35 s of import time on the `grizz ask` path (measured, see
 docs/benchmarks.md) for validation we do in 60 lines here.
 
-Must not import: textual, httpx, rich, the store or the core.
+Must not import: textual, httpx, rich, the store, the companion or the providers.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from grizz_tui import paths
-from grizz_tui.errors import ConfigError
+from grizz_core import paths
+from grizz_core.errors import ConfigError
+from grizz_core.settings import (
+    DEFAULT_BASE_URL,
+    ProviderSettings,
+    Source,
+    Spec,
+    coerce,
+    flatten,
+    read_toml,
+    resolve,
+    setting,
+    specs,
+)
 
-Source = Literal["default", "file", "env", "flag"]
+__all__ = ["DEFAULT_BASE_URL", "SPECS", "Settings", "Source", "Spec", "load_settings"]
 
-DEFAULT_BASE_URL = "https://api.openai.com/v1"
-
-
-@dataclass(frozen=True)
-class KeySpec:
-    """One setting: its dotted key, type, default and documentation."""
-
-    key: str
-    type: type
-    default: Any
-    doc: str
-    env: tuple[str, ...] = ()
-    choices: tuple[str, ...] = ()
-
-    @property
-    def attr(self) -> str:
-        return self.key.replace(".", "_")
-
-    @property
-    def env_names(self) -> tuple[str, ...]:
-        return ("GRIZZ_" + self.key.upper().replace(".", "__"), *self.env)
-
+ENV_PREFIX = "GRIZZ_"
 
 TUI_KEYS: tuple[tuple[str, str, str], ...] = (
     # (binding id in the app, default keys, what it does); `tui.keys.<id>`
@@ -68,146 +58,66 @@ TUI_KEYS: tuple[tuple[str, str, str], ...] = (
     ("delete", "d", "delete the focused message."),
     ("edit", "e", "edit the focused message (your last one)."),
 )
-
-SPECS: tuple[KeySpec, ...] = (
-    KeySpec(
-        "provider",
-        str,
-        "openai",
-        "Who answers: 'openai' (any OpenAI-compatible endpoint) or 'local'.",
-        choices=("openai", "local"),
-    ),
-    KeySpec(
-        "base_url",
-        str,
-        DEFAULT_BASE_URL,
-        "Base URL of the OpenAI-compatible API (Ollama: http://localhost:11434/v1).",
-        env=("OPENAI_BASE_URL",),
-    ),
-    KeySpec("model", str, "gpt-4o-mini", "Model name sent to the provider."),
-    KeySpec(
-        "api_key_name",
-        str,
-        "openai",
-        "Name of the stored key to use (see `grizz key set NAME`).",
-    ),
-    KeySpec(
-        "timezone",
-        str,
-        "",
-        "IANA time zone that decides what 'today' is; empty = this machine's.",
-    ),
-    KeySpec(
-        "context_tokens",
-        int,
-        6000,
-        "Token budget for the context sent with each message.",
-    ),
-    KeySpec("max_tokens", int, 0, "Longest reply in tokens; 0 = provider default."),
-    KeySpec("temperature", float, -1.0, "Sampling temperature; negative = default."),
-    KeySpec("timeout", float, 60.0, "Seconds to wait for the provider to respond."),
-    KeySpec("max_retries", int, 3, "Retries on rate limits (429) and 5xx errors."),
-    KeySpec(
-        "retry_delay",
-        float,
-        0.5,
-        "First retry delay in seconds; doubles each retry (Retry-After wins).",
-    ),
-    KeySpec(
-        "tools",
-        bool,
-        True,
-        "Let Grizz call its memory tools (turn off for models without tools).",
-    ),
-    KeySpec(
-        "max_input_bytes",
-        int,
-        1_000_000,
-        "Largest prompt `grizz ask` accepts (arguments plus stdin).",
-    ),
-    KeySpec(
-        "local.model",
-        str,
-        "auto",
-        "Local model: 'auto', a name from `grizz local info`, or a .gguf path.",
-    ),
-    KeySpec(
-        "local.n_ctx",
-        int,
-        2048,
-        "Context window of the local model in tokens (bounds its memory).",
-    ),
-    KeySpec("local.threads", int, 0, "CPU threads for the local model; 0 = all cores."),
-    KeySpec(
-        "local.fallback",
-        bool,
-        True,
-        "No key and no provider set: answer with the local model, if installed.",
-    ),
-    KeySpec("tui.theme", str, "textual-dark", "Textual theme of the app."),
-    KeySpec(
-        "tui.newline_key",
-        str,
-        "ctrl+j",
-        "Key that inserts a newline in the composer (Enter sends).",
-    ),
-    *(
-        KeySpec(f"tui.keys.{name}", str, keys, f"App key(s), comma-separated: {doc}")
-        for name, keys, doc in TUI_KEYS
-    ),
-    KeySpec("server.url", str, "", "Sync server WebSocket URL; empty = direct mode."),
-)
-SPEC_BY_KEY: dict[str, KeySpec] = {spec.key: spec for spec in SPECS}
+"""The app's rebindable keys, declared once: each is the setting
+`tui.keys.<id>` (held in `Settings.tui_keys`) and a binding id of the app."""
+KEYS_PREFIX = "tui.keys."
 
 
 @dataclass(frozen=True)
-class Settings:
-    """Effective settings. Attribute names are keys with `.` → `_`."""
+class Settings(ProviderSettings):
+    """Effective device settings: the provider's (`ProviderSettings`) and the
+    device's own. Attribute names are keys with `.` → `_`."""
 
-    provider: str = "openai"
-    base_url: str = DEFAULT_BASE_URL
-    model: str = "gpt-4o-mini"
-    api_key_name: str = "openai"
-    timezone: str = ""
-    context_tokens: int = 6000
-    max_tokens: int = 0
-    temperature: float = -1.0
-    timeout: float = 60.0
-    max_retries: int = 3
-    retry_delay: float = 0.5
-    tools: bool = True
-    max_input_bytes: int = 1_000_000
-    local_model: str = "auto"
-    local_n_ctx: int = 2048
-    local_threads: int = 0
-    local_fallback: bool = True
-    tui_theme: str = "textual-dark"
-    tui_newline_key: str = "ctrl+j"
-    tui_keys_cancel: str = "escape"
-    tui_keys_regenerate: str = "ctrl+r"
-    tui_keys_edit_last: str = "ctrl+l"
-    tui_keys_days: str = "ctrl+g"
-    tui_keys_search: str = "ctrl+f"
-    tui_keys_memory: str = "ctrl+n"
-    tui_keys_attach: str = "ctrl+o"
-    tui_keys_help: str = "f1"
-    tui_keys_settings: str = "ctrl+s"
-    tui_keys_undo_memory: str = "f8"
-    tui_keys_copy: str = "c"
-    tui_keys_copy_code: str = "k"
-    tui_keys_delete: str = "d"
-    tui_keys_edit: str = "e"
-    server_url: str = ""
-    sources: Mapping[str, Source] = field(default_factory=dict, compare=False)
-    """Where each key's value came from."""
-    warnings: tuple[str, ...] = field(default=(), compare=False)
-    """Problems that did not stop loading (unknown keys in the file)."""
+    api_key_name: str = setting(
+        "openai", "Name of the stored key to use (see `grizz key set NAME`)."
+    )
+    timezone: str = setting(
+        "", "IANA time zone that decides what 'today' is; empty = this machine's."
+    )
+    max_input_bytes: int = setting(
+        1_000_000, "Largest prompt `grizz ask` accepts (arguments plus stdin)."
+    )
+    tui_theme: str = setting(
+        "textual-dark", "Textual theme of the app.", key="tui.theme"
+    )
+    tui_newline_key: str = setting(
+        "ctrl+j",
+        "Key that inserts a newline in the composer (Enter sends).",
+        key="tui.newline_key",
+    )
+    server_url: str = setting(
+        "", "Sync server WebSocket URL; empty = direct mode.", key="server.url"
+    )
+    tui_keys: Mapping[str, str] = field(
+        default_factory=lambda: {name: keys for name, keys, _ in TUI_KEYS},
+        compare=False,
+    )
+    """{binding id: keys} from the `tui.keys.*` settings (`TUI_KEYS`)."""
 
     def get(self, key: str) -> Any:
-        return getattr(self, spec_for(key).attr)
+        spec = spec_for(key)
+        if key.startswith(KEYS_PREFIX):
+            return self.tui_keys[key.removeprefix(KEYS_PREFIX)]
+        return getattr(self, spec.attr)
 
 
-def spec_for(key: str) -> KeySpec:
+SPECS: tuple[Spec, ...] = (
+    *specs(Settings),
+    *(
+        Spec(
+            key=KEYS_PREFIX + name,
+            attr="tui_keys",
+            type=str,
+            default=keys,
+            doc=f"App key(s), comma-separated: {doc}",
+        )
+        for name, keys, doc in TUI_KEYS
+    ),
+)
+SPEC_BY_KEY: dict[str, Spec] = {spec.key: spec for spec in SPECS}
+
+
+def spec_for(key: str) -> Spec:
     try:
         return SPEC_BY_KEY[key]
     except KeyError:
@@ -217,80 +127,12 @@ def spec_for(key: str) -> KeySpec:
         ) from None
 
 
-def coerce(spec: KeySpec, value: Any, where: str) -> Any:
-    """Convert `value` (from TOML or a string) to the spec's type or raise."""
-    try:
-        if spec.type is bool:
-            value = _to_bool(value)
-        elif spec.type is int:
-            if isinstance(value, bool | float):
-                raise ValueError
-            value = int(value)
-        elif spec.type is float:
-            if isinstance(value, bool):
-                raise ValueError
-            value = float(value)
-        elif not isinstance(value, str):
-            raise ValueError
-    except (TypeError, ValueError):
-        kind = spec.type.__name__
-        raise ConfigError(
-            f"Setting '{spec.key}' from {where} must be {_article(kind)} {kind}, "
-            f"got {value!r}."
-        ) from None
-    if spec.choices and value not in spec.choices:
-        raise ConfigError(
-            f"Setting '{spec.key}' from {where} must be one of "
-            f"{', '.join(spec.choices)}; got {value!r}."
-        )
-    return value
-
-
-def _article(word: str) -> str:
-    return "an" if word[0] in "aeiou" else "a"
-
-
-def _to_bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in {"1", "true", "yes", "on"}:
-        return True
-    if text in {"0", "false", "no", "off"}:
-        return False
-    raise ValueError(value)
-
-
 def read_config_file(path: Path | None = None) -> dict[str, Any]:
     """The config file as a nested dict ({} when it does not exist)."""
-    path = path or paths.config_file()
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return {}
-    except OSError as exc:
-        raise ConfigError(
-            f"Could not read config file {path}: {exc.strerror}."
-        ) from None
-    try:
-        return tomllib.loads(data.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(
-            f"Config file {path} is not valid TOML ({exc}); fix it or run "
-            "`grizz config path` to find and remove it."
-        ) from None
-
-
-def flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{'tui': {'theme': 'x'}} → {'tui.theme': 'x'}."""
-    flat: dict[str, Any] = {}
-    for name, value in table.items():
-        key = f"{prefix}{name}"
-        if isinstance(value, dict):
-            flat.update(flatten(value, key + "."))
-        else:
-            flat[key] = value
-    return flat
+    return read_toml(
+        path or paths.config_file(),
+        hint="fix it or run `grizz config path` to find and remove it.",
+    )
 
 
 def load_settings(
@@ -312,25 +154,21 @@ def load_settings(
         for key in file_values
         if key not in SPEC_BY_KEY
     ]
-    values: dict[str, Any] = {}
-    sources: dict[str, Source] = {}
+    values, sources = resolve(
+        SPECS,
+        file_values=file_values,
+        file_name=f"{path}",
+        env=env,
+        env_prefix=ENV_PREFIX,
+        overrides=overrides,
+    )
+    fields: dict[str, Any] = {"tui_keys": {}}
     for spec in SPECS:
-        value: Any = spec.default
-        source: Source = "default"
-        if spec.key in file_values:
-            value = coerce(spec, file_values[spec.key], f"{path}")
-            source = "file"
-        for name in reversed(spec.env_names):  # first name has priority
-            if env.get(name):
-                value, source = coerce(spec, env[name], f"${name}"), "env"
-        if overrides and overrides.get(spec.key) is not None:
-            value, source = (
-                coerce(spec, overrides[spec.key], "the command line"),
-                "flag",
-            )
-        values[spec.attr] = value
-        sources[spec.key] = source
-    return Settings(**values, sources=sources, warnings=tuple(warnings))
+        if spec.key.startswith(KEYS_PREFIX):
+            fields["tui_keys"][spec.key.removeprefix(KEYS_PREFIX)] = values[spec.key]
+        else:
+            fields[spec.attr] = values[spec.key]
+    return Settings(**fields, sources=sources, warnings=tuple(warnings))
 
 
 def set_value(key: str, raw: str, path: Path | None = None) -> Any:
@@ -376,7 +214,7 @@ def describe(settings: Settings) -> list[tuple[str, Any, Source]]:
     return [
         (
             spec.key,
-            getattr(settings, spec.attr),
+            settings.get(spec.key),
             settings.sources.get(spec.key, "default"),
         )
         for spec in SPECS

@@ -23,8 +23,8 @@ import tomllib
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from grizz_tui import paths
-from grizz_tui.errors import ConfigError
+from grizz_core import paths
+from grizz_core.errors import ConfigError
 
 SERVICE = "grizz"
 KeySource = Literal["env", "keyring", "file"]

@@ -33,6 +33,11 @@ ISOLATED_ENV = (
     "GRIZZ_TIMEZONE",
     "NO_COLOR",
     "GRIZZ_SERVER__URL",
+    "GRIZZ_SERVER_CONFIG",
+    "GRIZZ_SERVER_API_KEY",
+    "GRIZZ_SERVER_BASE_URL",
+    "GRIZZ_SERVER_MODEL",
+    "GRIZZ_SERVER_PROVIDER",
     "REDIS_URL",
 )
 
@@ -81,4 +86,5 @@ def provider_env(
     monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-key")
     monkeypatch.setenv("GRIZZ_MODEL", "fake-model")
+    monkeypatch.setenv("GRIZZ_SERVER_MODEL", "fake-model")
     return fake_openai

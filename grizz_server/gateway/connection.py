@@ -23,10 +23,10 @@ from redis.exceptions import RedisError
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
+from grizz_core import protocol as p
+from grizz_core.errors import ProtocolError
 from grizz_server.gateway import frames, revocation
 from grizz_server.logs import one_line
-from grizz_tui import protocol as p
-from grizz_tui.errors import ProtocolError
 
 if TYPE_CHECKING:
     from grizz_server.gateway.server import Gateway

@@ -14,13 +14,12 @@ import json
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from grizz_core import days
+from grizz_core import protocol as p
+from grizz_core.domain import Message, Role, day_conversation_id
+from grizz_core.errors import ConfigError, ProtocolError, StoreError, UsageError
 from grizz_server.queue.jobs import JobMessage, job_id_for, reply_id_for
 from grizz_server.store.pull import MAX_SEQ, pulled_bytes
-from grizz_tui import protocol as p
-from grizz_tui.core import days
-from grizz_tui.errors import ConfigError, ProtocolError, StoreError, UsageError
-from grizz_tui.store.conversations import day_conversation_id
-from grizz_tui.store.models import Message, Role
 
 if TYPE_CHECKING:
     from grizz_server.gateway.connection import Connection

@@ -54,9 +54,9 @@ def announce_revoked(token_ref: str, redis_url: str | None = None) -> bool:
 
 def _redis_url() -> str:
     """The configured Redis, else the one of a locally running grizz-server."""
+    from grizz_core.errors import GrizzError
     from grizz_server.health import running_server
     from grizz_server.settings import load_server_settings
-    from grizz_tui.errors import GrizzError
 
     try:
         url = load_server_settings().redis_url

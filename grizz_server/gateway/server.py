@@ -32,6 +32,8 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from grizz_core import protocol as p
+from grizz_core.errors import GrizzError, ProtocolError
 from grizz_server.aio import settle_heap
 from grizz_server.gateway import revocation
 from grizz_server.gateway.connection import (
@@ -46,8 +48,6 @@ from grizz_server.logs import one_line
 from grizz_server.queue.jobs import JobQueue, connect_redis
 from grizz_server.settings import ServerSettings, StartupError, startup_failure
 from grizz_server.store import Principal, ServerStore
-from grizz_tui import protocol as p
-from grizz_tui.errors import GrizzError, ProtocolError
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ Must not import: the provider, websockets, redis, textual.
 
 from __future__ import annotations
 
-from grizz_tui.errors import StoreError
+from grizz_core.errors import StoreError
 
 from .engine import default_db_url
 from .models import Principal, TokenInfo, User

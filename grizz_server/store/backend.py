@@ -34,7 +34,7 @@ from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.engine import Dialect, Result
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
-from grizz_tui.errors import StoreError
+from grizz_core.errors import StoreError
 
 from . import statements as q
 from .engine import Target, create_postgres_engine, create_sqlite_engine, describe

@@ -26,10 +26,10 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from grizz_core import paths
+from grizz_core.errors import StoreError
+from grizz_core.sqlite import wal_mode
 from grizz_server.settings import check_url, mask_password
-from grizz_tui import paths
-from grizz_tui.errors import StoreError
-from grizz_tui.store.db import wal_mode
 
 READ_BUSY_TIMEOUT_MS = 200
 """How long a SQLite read may wait (inline) in the rare cases WAL readers wait."""

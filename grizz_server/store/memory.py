@@ -15,8 +15,8 @@ import re
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from grizz_tui.store.models import MemoryItem, utc_now
-from grizz_tui.store.search import STOP_WORDS
+from grizz_core.domain import MemoryItem, utc_now
+from grizz_core.words import STOP_WORDS
 
 from . import statements as q
 from .backend import Discard

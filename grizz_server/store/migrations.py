@@ -29,8 +29,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
-from grizz_tui.errors import StoreError
-from grizz_tui.store.models import utc_now
+from grizz_core.domain import utc_now
+from grizz_core.errors import StoreError
 
 from .backend import Backend
 

@@ -12,8 +12,8 @@ from typing import Any
 
 from sqlalchemy import Table, bindparam, select
 
-from grizz_tui.errors import UsageError
-from grizz_tui.store.models import MemoryItem, Message
+from grizz_core.domain import MemoryItem, Message
+from grizz_core.errors import UsageError
 
 from . import statements as q
 from .backend import Backend, Conn

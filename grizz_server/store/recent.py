@@ -38,7 +38,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from grizz_tui.store.models import Message
+from grizz_core.domain import Message
 
 from . import statements as q
 

@@ -19,9 +19,9 @@ from typing import Any
 
 from sqlalchemy import select, text, update
 
-from grizz_tui import paths
-from grizz_tui.errors import StoreError, UsageError
-from grizz_tui.store.models import utc_now
+from grizz_core import paths
+from grizz_core.domain import utc_now
+from grizz_core.errors import StoreError, UsageError
 
 from . import statements as q
 from .backend import Backend, RejectedData

@@ -29,7 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from grizz_tui.store.models import Attachment, MemoryItem, Message, Role, Status, loads
+from grizz_core.domain import Attachment, MemoryItem, Message, Role, Status, loads
 
 from .schema import attachments, conversations, memory, messages, tokens, users
 

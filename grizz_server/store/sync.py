@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import Table, bindparam, select, update
 
-from grizz_tui.errors import UsageError
+from grizz_core.errors import UsageError
 
 from .backend import Backend, Conn, RejectedData
 from .schema import ENTITY_TABLES, attachments, conversations

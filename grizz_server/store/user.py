@@ -17,9 +17,15 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from grizz_tui.errors import StoreError, UsageError
-from grizz_tui.store.conversations import day_conversation_id
-from grizz_tui.store.models import Attachment, Message, Role, Status, utc_now
+from grizz_core.domain import (
+    Attachment,
+    Message,
+    Role,
+    Status,
+    day_conversation_id,
+    utc_now,
+)
+from grizz_core.errors import StoreError, UsageError
 
 from . import statements as q
 from . import sync

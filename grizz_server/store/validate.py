@@ -20,8 +20,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from grizz_tui.store.conversations import day_conversation_id
-from grizz_tui.store.models import Role, Status
+from grizz_core.domain import Role, Status, day_conversation_id
 
 MAX_ID = 64
 MAX_CONTENT = 1_000_000

@@ -23,15 +23,14 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from grizz_core.companion.session import ReplyFinished, ToolUsed, make_session_for
+from grizz_core.domain import Message, Role, Status, utc_now
+from grizz_core.errors import StoreError
+from grizz_core.providers.openai_compat import Provider, TextDelta
 from grizz_server.queue.jobs import Attempt, Entry, JobQueue
+from grizz_server.settings import ServerSettings
 from grizz_server.store import ServerStore, UserStore
 from grizz_server.store.user import merge_patch
-from grizz_tui.config import Settings
-from grizz_tui.core.provider import Provider, TextDelta
-from grizz_tui.core.session import ReplyFinished, ToolUsed
-from grizz_tui.core.setup import make_session
-from grizz_tui.errors import StoreError
-from grizz_tui.store.models import Message, Role, Status, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +47,7 @@ class WorkerContext:
     queue: JobQueue
     store: ServerStore
     provider: Provider
-    app: Settings
+    settings: ServerSettings
 
 
 async def generate_reply(ctx: WorkerContext, attempt: Attempt) -> Message:
@@ -69,12 +68,14 @@ async def generate_reply(ctx: WorkerContext, attempt: Attempt) -> Message:
         log.info("reply already stored; re-publishing", extra={"job": _job(attempt)})
         return await _finish(ctx, attempt, user_store, existing)
     user_message = await _user_message(user_store, attempt)
-    # make_session sizes the context to the provider (a local model's window
-    # and compact persona) exactly as `grizz ask` does; the day is the user's.
-    session = make_session(
-        ctx.app, AttemptStore(user_store, ctx.queue, attempt), ctx.provider
+    # the context fits the provider (a local model's window and compact
+    # persona) exactly as `grizz ask`'s does; the day is the user's.
+    session = make_session_for(
+        ctx.settings,
+        AttemptStore(user_store, ctx.queue, attempt),
+        ctx.provider,
+        tz=attempt.tz,
     )
-    session.tz = attempt.tz or ctx.app.timezone
     final: Message | None = None
     output = Output(ctx.queue, attempt)
     try:

@@ -25,19 +25,20 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from grizz_server import keys
-from grizz_server.aio import check_cancelled, settle_heap
-from grizz_server.queue.jobs import Attempt, Delivery, JobQueue, connect_redis
-from grizz_server.settings import ServerSettings, startup_failure
-from grizz_server.worker.handlers import Fenced, WorkerContext, generate_reply
-from grizz_tui.errors import (
+from grizz_core.errors import (
     AuthError,
     ConfigError,
     GrizzError,
     ProviderError,
     StoreError,
 )
-from grizz_tui.protocol import JOB_FAILED
+from grizz_core.protocol import JOB_FAILED
+from grizz_core.providers.openai_compat import Provider
+from grizz_server import keys
+from grizz_server.aio import check_cancelled, settle_heap
+from grizz_server.queue.jobs import Attempt, Delivery, JobQueue, connect_redis
+from grizz_server.settings import ServerSettings, startup_failure
+from grizz_server.worker.handlers import Fenced, WorkerContext, generate_reply
 
 log = logging.getLogger(__name__)
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
@@ -269,7 +270,7 @@ async def warm_up(ctx: WorkerContext) -> None:
     """
     import anyio._backends._asyncio  # noqa: F401  (httpx's first request imports it)
 
-    from grizz_tui.core import context, tools  # noqa: F401
+    from grizz_core.companion import context, tools  # noqa: F401
 
     probe = ctx.store.for_user("00000000-0000-0000-0000-000000000000")
     await probe.get_message("warm-up")
@@ -279,22 +280,41 @@ async def warm_up(ctx: WorkerContext) -> None:
     await probe.current_seq()
 
 
+def make_worker_provider(
+    settings: ServerSettings, *, http: str = "aiohttp"
+) -> Provider:
+    """The provider the server's settings select (`ProviderSettings` and
+    `api_key`), one kept-alive connection per concurrent reply.
+
+    Raises:
+        ConfigError: a hosted API and no `api_key` (exit code 3).
+    """
+    from grizz_core.providers.factory import make_provider
+
+    return make_provider(
+        settings,
+        api_key=settings.api_key or None,
+        missing_key=(
+            f"No API key for {settings.base_url}. Set GRIZZ_SERVER_API_KEY (or "
+            "OPENAI_API_KEY, or api_key in the server's TOML file), or point "
+            "GRIZZ_SERVER_BASE_URL at a local server."
+        ),
+        max_connections=settings.worker_concurrency,
+        http=http,
+    )
+
+
 async def serve_worker(settings: ServerSettings, *, burst: bool = False) -> None:
     """A worker process: open Redis, the store and the provider; run until SIGTERM."""
     from grizz_server.store import ServerStore, default_db_url
-    from grizz_tui.config import load_settings
-    from grizz_tui.core.setup import make_provider
 
-    app = load_settings()
-    provider = make_provider(
-        app, max_connections=settings.worker_concurrency, http="aiohttp"
-    )
+    provider = make_worker_provider(settings)
     redis = connect_redis(settings.redis_url)
     store: ServerStore | None = None
     try:
         store = await ServerStore.open(settings.db_url or default_db_url())
         queue = JobQueue(redis, settings, consumer=consumer_name())
-        ctx = WorkerContext(redis, queue, store, provider, app)
+        ctx = WorkerContext(redis, queue, store, provider, settings)
         await warm_up(ctx)
     except BaseException as exc:
         await provider.aclose()

@@ -13,23 +13,17 @@ import os
 import uuid
 from typing import Any
 
-from grizz_tui.store.db import Database, writing
-from grizz_tui.store.models import (
+from grizz_core.domain import (
     Attachment,
     Conversation,
     DaySummary,
     Message,
     Role,
     Status,
+    day_conversation_id,
     utc_now,
 )
-
-DAY_NAMESPACE = uuid.UUID("6f1c2f3e-9b1d-4c55-8a39-6b0f4a7d2a11")
-
-
-def day_conversation_id(day: str) -> str:
-    """The conversation id of a local day (`YYYY-MM-DD`): uuid5 of the day."""
-    return str(uuid.uuid5(DAY_NAMESPACE, day))
+from grizz_tui.store.db import Database, writing
 
 
 def _conversation(row: dict[str, Any]) -> Conversation:

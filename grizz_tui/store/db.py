@@ -17,13 +17,13 @@ from __future__ import annotations
 import contextlib
 import secrets
 import sqlite3
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from grizz_tui import paths
-from grizz_tui.errors import StoreError
+from grizz_core import paths
+from grizz_core.errors import StoreError
+from grizz_core.sqlite import wal_mode
 from grizz_tui.store.schema import MIGRATION_NAMES, MIGRATION_SET
 
 BUSY_TIMEOUT_MS = 10_000
@@ -100,27 +100,6 @@ def open_database(path: Path | None = None, *, migrate: bool = True) -> Database
             f"Could not open the database {path}: {exc.strerror}."
         ) from None
     return db
-
-
-def wal_mode(conn: sqlite3.Connection, wait_s: float) -> str:
-    """`PRAGMA journal_mode = WAL`; the journal mode it leaves (`wal`, or what
-    the file must keep, e.g. on a read-only directory).
-
-    Switching a new file to WAL needs a moment alone with it, and SQLite
-    answers "database is locked" at once (no busy timeout) while another
-    process is opening the same new file: two `grizz` started together failed
-    this way about once in 40 tries. Retried here for up to `wait_s`.
-    """
-    deadline = time.monotonic() + wait_s
-    delay = 0.001
-    while True:
-        try:
-            return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-        time.sleep(delay)
-        delay = min(delay * 2, 0.05)
 
 
 def _behind(db: Database) -> bool:

@@ -10,10 +10,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from grizz_tui.store import conversations as conv
-from grizz_tui.store import memory as mem
-from grizz_tui.store.db import Database, writing
-from grizz_tui.store.models import (
+from grizz_core.domain import (
     Attachment,
     MemoryItem,
     Message,
@@ -21,6 +18,9 @@ from grizz_tui.store.models import (
     Status,
     utc_now,
 )
+from grizz_tui.store import conversations as conv
+from grizz_tui.store import memory as mem
+from grizz_tui.store.db import Database, writing
 
 
 class LocalChatStore:

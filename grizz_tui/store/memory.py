@@ -6,8 +6,8 @@ import json
 import uuid
 from typing import Any
 
+from grizz_core.domain import MemoryItem, utc_now
 from grizz_tui.store.db import Database, writing
-from grizz_tui.store.models import MemoryItem, utc_now
 from grizz_tui.store.search import fts_query
 
 

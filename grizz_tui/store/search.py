@@ -4,54 +4,11 @@ from __future__ import annotations
 
 import re
 
+from grizz_core.domain import SearchHit
+from grizz_core.words import STOP_WORDS
 from grizz_tui.store.db import Database
-from grizz_tui.store.models import SearchHit
 
 _WORD = re.compile(r"\w+", re.UNICODE)
-STOP_WORDS = frozenset(
-    [
-        "a",
-        "an",
-        "and",
-        "are",
-        "as",
-        "at",
-        "be",
-        "but",
-        "by",
-        "do",
-        "for",
-        "from",
-        "has",
-        "have",
-        "i",
-        "if",
-        "in",
-        "is",
-        "it",
-        "me",
-        "my",
-        "of",
-        "on",
-        "or",
-        "so",
-        "that",
-        "the",
-        "this",
-        "to",
-        "was",
-        "we",
-        "what",
-        "when",
-        "where",
-        "who",
-        "why",
-        "will",
-        "with",
-        "you",
-        "your",
-    ]
-)
 
 
 def fts_query(text: str, *, any_word: bool = False, prefix: bool = False) -> str:

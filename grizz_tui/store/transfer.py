@@ -10,10 +10,10 @@ import base64
 import json
 from typing import Any
 
-from grizz_tui.errors import UsageError
+from grizz_core.domain import MemoryItem, Message, Role, utc_now
+from grizz_core.errors import UsageError
 from grizz_tui.store import conversations as conv
 from grizz_tui.store.db import Database, writing
-from grizz_tui.store.models import MemoryItem, Message, Role, utc_now
 
 FORMAT = "grizz-export"
 VERSION = 1

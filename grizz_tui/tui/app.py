@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 
 from textual.app import App, SystemCommand
 
+from grizz_core.errors import GrizzError
 from grizz_tui.config import Settings, load_settings
-from grizz_tui.errors import GrizzError
-from grizz_tui.tui.backend import Backend, local_provider_supported
+from grizz_tui.tui.backend import Backend
 from grizz_tui.tui.screens.chat import ChatScreen
 
 if TYPE_CHECKING:
@@ -104,11 +104,7 @@ class GrizzApp(App[int]):
                     self._reload_settings(), group="settings", exit_on_error=False
                 )
 
-        screen = SetupScreen(
-            self.settings,
-            first_run=first_run,
-            local_ok=local_provider_supported(),
-        )
+        screen = SetupScreen(self.settings, first_run=first_run)
         self.push_screen(screen, saved)
 
     async def _reload_settings(self) -> None:
@@ -220,11 +216,9 @@ class GrizzApp(App[int]):
 
 def keymap_from(settings: Settings) -> dict[str, str]:
     """{binding id: keys} from the `tui.keys.*` settings (config file / env)."""
-    from grizz_tui.config import TUI_KEYS
-
     keymap: dict[str, str] = {}
-    for name, _default, _doc in TUI_KEYS:
-        keys = str(getattr(settings, f"tui_keys_{name}", "") or "").strip()
+    for name, keys in settings.tui_keys.items():
+        keys = keys.strip()
         if keys:
             keymap[f"message.{name}" if name in MESSAGE_KEYS else name] = keys
     return keymap

@@ -16,12 +16,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from grizz_core.errors import ConfigError, GrizzError
 from grizz_tui.config import Settings, load_settings
-from grizz_tui.errors import ConfigError, GrizzError
 
 if TYPE_CHECKING:
-    from grizz_tui.core.provider import Provider
-    from grizz_tui.core.session import ChatSession
+    from grizz_core.companion.session import ChatSession
+    from grizz_core.providers.openai_compat import Provider
     from grizz_tui.store.db import Database
     from grizz_tui.store.local import LocalChatStore
 
@@ -107,8 +107,8 @@ class Backend:
         no key, or the key is stored). Imports the core's setup module."""
         if self.settings.provider == "local":
             return "no"
+        from grizz_tui import factory as setup
         from grizz_tui import secrets
-        from grizz_tui.core import setup
 
         if not setup.needs_key(self.settings.base_url):
             return "no"
@@ -125,7 +125,7 @@ class Backend:
             ConfigError: no key for a provider that needs one.
         """
         if self._session is None:
-            from grizz_tui.core.setup import make_provider, make_session
+            from grizz_tui.factory import make_provider, make_session
 
             provider = make_provider(self.settings)
             self._provider = provider
@@ -142,7 +142,7 @@ class Backend:
             return True
         if self._hosted_key() != "missing":
             return False
-        from grizz_tui.core import setup
+        from grizz_tui import factory as setup
 
         return setup.local_fallback(self.settings)
 
@@ -174,8 +174,7 @@ class Backend:
     @staticmethod
     def import_core() -> None:
         """Import the core and provider (httpx) ahead of the first send; thread."""
-        import grizz_tui.core.session
-        import grizz_tui.core.setup  # noqa: F401
+        import grizz_tui.factory  # noqa: F401
 
     async def reload(self, settings: Settings | None = None) -> None:
         """Re-read the settings (after setup saved them) and drop the provider."""
@@ -195,20 +194,12 @@ class Backend:
             self._store = None
 
 
-def local_provider_supported() -> bool:
-    """True when the core's `make_provider` knows `provider = "local"`."""
-    from grizz_tui.core import setup
-
-    return hasattr(setup, "make_local_provider")
-
-
 def local_provider_ready() -> bool:
     """True when the built-in model's package (the `local` extra) is installed."""
-    from grizz_tui.core import setup
+    from grizz_tui import factory
 
-    ready = getattr(setup, "local_ready", None)
     try:
-        return bool(ready()) if ready is not None else False
+        return factory.local_ready()
     except GrizzError:
         return False
 
@@ -223,9 +214,9 @@ async def check_connection(settings: Settings, api_key: str | None = None) -> st
         GrizzError: with the provider's one-line reason (bad key, unknown
             model, unreachable host).
     """
+    from grizz_core.providers.openai_compat import OpenAICompatProvider, StreamEnd
     from grizz_tui.config import replace
-    from grizz_tui.core.provider import OpenAICompatProvider, StreamEnd
-    from grizz_tui.core.setup import make_provider
+    from grizz_tui.factory import make_provider
 
     probe = replace(
         settings, max_tokens=1, max_retries=0, timeout=min(settings.timeout, 20.0)

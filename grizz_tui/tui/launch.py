@@ -22,8 +22,8 @@ _STARTED = time.perf_counter()
 
 def run_app() -> int:
     """Open the app on today's conversation; return the process exit code."""
+    from grizz_core.errors import GrizzError
     from grizz_tui.config import load_settings
-    from grizz_tui.errors import GrizzError
 
     try:
         settings = load_settings()

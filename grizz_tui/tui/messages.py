@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from textual.message import Message
 
 if TYPE_CHECKING:
-    from grizz_tui.store.models import Message as StoredMessage
+    from grizz_core.domain import Message as StoredMessage
 
 
 class DayShown(Message):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from grizz_tui import paths
+from grizz_core import paths
 from grizz_tui.cli import app
 from grizz_tui.store.db import Database, open_database
 from tests.fakes.openai_server import FakeOpenAI, HttpError, RawSSE, Text

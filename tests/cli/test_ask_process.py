@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from grizz_tui import paths
+from grizz_core import paths
 from grizz_tui.store.db import open_database
 from tests.fakes.openai_server import FakeOpenAI, Text
 

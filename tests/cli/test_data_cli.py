@@ -7,7 +7,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from grizz_tui import paths
+from grizz_core import paths
 from grizz_tui.cli import app
 from tests.fakes.openai_server import FakeOpenAI, Text
 

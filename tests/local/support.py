@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from grizz_tui.core import local_models
+from grizz_core.providers.local import models as local_models
 
 
 def use_local_model(models_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

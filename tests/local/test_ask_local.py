@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from grizz_tui import paths
+from grizz_core import paths
 from grizz_tui.store.db import open_database
 
 pytestmark = pytest.mark.local

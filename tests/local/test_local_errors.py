@@ -11,14 +11,15 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from grizz_core.errors import ConfigError, ProviderError
+from grizz_core.providers.local import models as local_models
+from grizz_core.providers.local import runtime as local_runtime
+from grizz_core.providers.local.provider import LocalProvider
+from grizz_core.providers.openai_compat import OpenAICompatProvider
 from grizz_tui import secrets
 from grizz_tui.cli import app
 from grizz_tui.config import load_settings
-from grizz_tui.core import local_models, local_runtime
-from grizz_tui.core.local_provider import LocalProvider
-from grizz_tui.core.provider import OpenAICompatProvider
-from grizz_tui.core.setup import make_provider
-from grizz_tui.errors import ConfigError, ProviderError
+from grizz_tui.factory import make_provider
 
 pytestmark = pytest.mark.local
 
@@ -37,7 +38,7 @@ def one_line(stderr: str) -> bool:
 def test_importing_the_provider_does_not_load_llama_cpp() -> None:
     probe = (
         "import sys\n"
-        "import grizz_tui.core.local_provider, grizz_tui.core.setup, grizz_tui.cli\n"
+        "import grizz_core.providers.local.provider, grizz_tui.factory, grizz_tui.cli\n"
         "print('llama_cpp' in sys.modules, 'numpy' in sys.modules)\n"
     )
     done = subprocess.run(

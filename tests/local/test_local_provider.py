@@ -11,18 +11,18 @@ from typing import Any
 
 import pytest
 
+from grizz_core import days
+from grizz_core.companion.session import ReplyFinished
+from grizz_core.domain import Status
+from grizz_core.errors import ProviderError
+from grizz_core.providers.local.provider import COMPACT_PERSONA, LocalProvider
+from grizz_core.providers.openai_compat import StreamEnd, StreamEvent, TextDelta
 from grizz_tui.config import load_settings
-from grizz_tui.core import days
-from grizz_tui.core.local_provider import COMPACT_PERSONA, LocalProvider
-from grizz_tui.core.provider import StreamEnd, StreamEvent, TextDelta
-from grizz_tui.core.session import ReplyFinished
-from grizz_tui.core.setup import make_session
-from grizz_tui.errors import ProviderError
+from grizz_tui.factory import make_session
 from grizz_tui.store import conversations as conv
 from grizz_tui.store import memory as mem
 from grizz_tui.store.db import Database
 from grizz_tui.store.local import LocalChatStore
-from grizz_tui.store.models import Status
 
 pytestmark = pytest.mark.local
 
@@ -160,7 +160,7 @@ async def test_memories_reach_the_prompt_without_tools(
 
 
 async def test_a_long_day_is_trimmed_to_the_window(local_env: Path) -> None:
-    from grizz_tui.core.local_prompt import fit_prompt
+    from grizz_core.providers.local.prompt import fit_prompt
 
     local = provider(max_tokens=8)
     await local.load()

@@ -130,10 +130,9 @@ def server_settings(
 
 
 async def start_stack(settings: ServerSettings, *, workers: int = 1) -> Stack:
+    from grizz_server.settings import load_server_settings
     from grizz_server.worker.handlers import WorkerContext
-    from grizz_server.worker.runner import Worker, consumer_name
-    from grizz_tui.config import load_settings
-    from grizz_tui.core.setup import make_provider
+    from grizz_server.worker.runner import Worker, consumer_name, make_worker_provider
 
     store = await ServerStore.open(settings.db_url)
     tokens, ids = {}, {}
@@ -144,14 +143,12 @@ async def start_stack(settings: ServerSettings, *, workers: int = 1) -> Stack:
     gateway = await RunningGateway(settings).__aenter__()
     tasks, contexts, objects = [], [], []
     for _ in range(workers):
-        app = load_settings()
+        # the provider from the environment (provider_env), as a worker
+        # process reads it
+        provider = make_worker_provider(load_server_settings())
         redis = Redis.from_url(settings.redis_url)
         ctx = WorkerContext(
-            redis,
-            JobQueue(redis, settings, consumer_name()),
-            store,
-            make_provider(app, http="aiohttp"),  # as serve_worker does
-            app,
+            redis, JobQueue(redis, settings, consumer_name()), store, provider, settings
         )
         contexts.append(ctx)
         objects.append(Worker(ctx, settings))

@@ -23,8 +23,8 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 
+from grizz_core import protocol as p
 from grizz_server.settings import ServerSettings
-from grizz_tui import protocol as p
 
 TIMEOUT = 20.0
 
@@ -230,7 +230,7 @@ class ProcessPool:
         "grizz_server.worker.runner",
         "grizz_server.gateway.server",
         "grizz_server.store",
-        "grizz_tui.core.setup",
+        "grizz_tui.factory",
         "tests.server.harness",
     )
 

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
+from grizz_core import protocol as p
+from grizz_core.domain import Role, Status
 from grizz_server import keys
 from grizz_server.redis_server import RedisProcess, free_port
 from grizz_server.settings import ServerSettings
-from grizz_tui import protocol as p
-from grizz_tui.store.models import Role, Status
 from tests.fakes.openai_server import FakeOpenAI, Text
 from tests.server.conftest import Stack, start_stack, stop_stack
 from tests.server.harness import Device, ProcessPool, Reply
@@ -60,8 +60,8 @@ def _provider_env(fake: FakeOpenAI) -> dict[str, str]:
     return {
         "OPENAI_BASE_URL": fake.base_url,
         "OPENAI_API_KEY": "sk-test",
-        "GRIZZ_MODEL": "fake-model",
-        "GRIZZ_MAX_RETRIES": "0",
+        "GRIZZ_SERVER_MODEL": "fake-model",
+        "GRIZZ_SERVER_MAX_RETRIES": "0",
     }
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from grizz_tui import protocol as p
-from grizz_tui.store.models import Role, Status
+from grizz_core import protocol as p
+from grizz_core.domain import Role, Status
 from tests.fakes.openai_server import FakeOpenAI, Text
 from tests.server.conftest import Stack
 

@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.sync.client import ClientConnection, connect
 
+from grizz_core import protocol as p
 from grizz_server.settings import ServerSettings
-from grizz_tui import protocol as p
 from tests.server.conftest import Stack, start_stack, stop_stack
 
 json_values = st.recursive(

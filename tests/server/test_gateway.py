@@ -11,11 +11,10 @@ from redis.asyncio import Redis
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from grizz_core import protocol as p
+from grizz_core.domain import Role, Status, day_conversation_id
 from grizz_server import keys
 from grizz_server.settings import ServerSettings
-from grizz_tui import protocol as p
-from grizz_tui.store.conversations import day_conversation_id
-from grizz_tui.store.models import Role, Status
 from tests.fakes.openai_server import FakeOpenAI, HttpError, Text
 from tests.server.conftest import Stack, start_stack, stop_stack
 from tests.server.harness import Device

@@ -16,11 +16,11 @@ from redis.asyncio import Redis
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from grizz_core import protocol as p
 from grizz_server.gateway.revocation import announce_revoked
 from grizz_server.gateway.server import RunningGateway
 from grizz_server.queue.jobs import JobQueue
 from grizz_server.settings import ServerSettings
-from grizz_tui import protocol as p
 from tests.fakes.openai_server import FakeOpenAI, Text
 from tests.server.conftest import Stack, start_stack, stop_stack
 from tests.server.harness import Device

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from grizz_tui import protocol as p
-from grizz_tui.errors import ProtocolError
+from grizz_core import protocol as p
+from grizz_core.errors import ProtocolError
 
 FIXED_ID = "6f1d4f8e-3a57-4d0e-9b8a-4b1f0c6a9e21"
 SAMPLES: list[p.Frame] = [

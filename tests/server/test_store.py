@@ -10,13 +10,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from grizz_core.domain import Role, day_conversation_id
+from grizz_core.errors import UsageError
 from grizz_server.store import ServerStore, StoreError, default_db_url
 from grizz_server.store.backend import Backend
 from grizz_server.store.engine import parse_url
 from grizz_server.store.migrations import LATEST, migrate
-from grizz_tui.errors import UsageError
-from grizz_tui.store.conversations import day_conversation_id
-from grizz_tui.store.models import Role
 from tests.server.conftest_store import *  # noqa: F403
 
 

@@ -11,12 +11,11 @@ import hashlib
 import pytest
 from sqlalchemy import text
 
+from grizz_core import days
+from grizz_core.companion.session import ChatSession, ReplyFinished, ToolUsed
+from grizz_core.domain import Attachment, Role, Status, day_conversation_id
+from grizz_core.providers.openai_compat import OpenAICompatProvider
 from grizz_server.store import ServerStore, StoreError, UserStore
-from grizz_tui.core import days
-from grizz_tui.core.provider import OpenAICompatProvider
-from grizz_tui.core.session import ChatSession, ReplyFinished, ToolUsed
-from grizz_tui.store.conversations import day_conversation_id
-from grizz_tui.store.models import Attachment, Role, Status
 from tests.fakes.openai_server import FakeOpenAI, Text, ToolCalls
 from tests.server.conftest_store import *  # noqa: F403
 

@@ -12,10 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from grizz_core.domain import Role, day_conversation_id
+from grizz_core.errors import UsageError
 from grizz_server.store import ServerStore, UserStore
-from grizz_tui.errors import UsageError
-from grizz_tui.store.conversations import day_conversation_id
-from grizz_tui.store.models import Role
 from tests.server.conftest_store import *  # noqa: F403
 
 DAY = "2026-11-23"
@@ -307,7 +306,7 @@ class TestPull:
 
     async def test_pull_carries_attachments(self, alice: UserStore) -> None:
         await alice.ensure_day(DAY, "UTC")
-        from grizz_tui.store.models import Attachment
+        from grizz_core.domain import Attachment
 
         pic = Attachment(
             id="a1",

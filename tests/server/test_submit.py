@@ -10,12 +10,11 @@ import uuid
 
 from redis.asyncio import Redis
 
+from grizz_core import days
+from grizz_core import protocol as p
+from grizz_core.domain import Role, day_conversation_id
 from grizz_server import keys
 from grizz_server.queue.jobs import JobMessage, job_id_for, reply_id_for
-from grizz_tui import protocol as p
-from grizz_tui.core import days
-from grizz_tui.store.conversations import day_conversation_id
-from grizz_tui.store.models import Role
 from tests.fakes.openai_server import FakeOpenAI, Text
 from tests.server.conftest import Stack
 

@@ -7,10 +7,10 @@ import asyncio
 import pytest
 from redis.asyncio import Redis
 
+from grizz_core import protocol as p
 from grizz_server import keys
 from grizz_server.queue.jobs import Attempt, JobQueue
 from grizz_server.worker.handlers import Fenced, Output
-from grizz_tui import protocol as p
 from tests.fakes.openai_server import FakeOpenAI, Text
 from tests.server.conftest import Stack
 from tests.server.test_queue import _begin_one, _enqueue, _other

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from grizz_tui.core import days
-from grizz_tui.store.models import Message, Role, Status
+from grizz_core import days
+from grizz_core.domain import Message, Role, Status
 from grizz_tui.tui.app import GrizzApp, make_app
 
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from textual import events
 from textual.pilot import Pilot
 
-from grizz_tui.store.models import Message
+from grizz_core.domain import Message
 from grizz_tui.tui.app import GrizzApp
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from grizz_tui import paths
+from grizz_core import paths
 from grizz_tui.tui.launch import run_app
 from grizz_tui.tui.widgets.notices import ErrorNotice
 from tests.tui.helpers import type_and_send, wait_until

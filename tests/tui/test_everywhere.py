@@ -5,7 +5,8 @@ from __future__ import annotations
 import base64
 import tomllib
 
-from grizz_tui import config, paths
+from grizz_core import paths
+from grizz_tui import config
 from grizz_tui.tui.screens.attach import AttachScreen
 from grizz_tui.tui.screens.help import HelpScreen
 from grizz_tui.tui.screens.memory import MemoryScreen
@@ -111,7 +112,7 @@ class TestHelpAndKeys:
             assert ("ctrl+t", "Search", "chat") in rows
 
     async def test_bad_key_type_in_config_is_one_line(self, grizz_home):
-        from grizz_tui.errors import ConfigError
+        from grizz_core.errors import ConfigError
 
         paths.config_file().write_text("[tui.keys]\nsearch = 3\n")
         try:

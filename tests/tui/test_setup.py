@@ -6,7 +6,8 @@ import tomllib
 
 import pytest
 
-from grizz_tui import paths, secrets
+from grizz_core import paths
+from grizz_tui import secrets
 from grizz_tui.tui.screens.setup import SetupScreen
 from tests.fakes.openai_server import Text
 from tests.tui.helpers import (

@@ -25,7 +25,7 @@ NOT_BEFORE_FIRST_FRAME = (
     "keyring",
     "textual.widgets._markdown",
     "markdown_it",
-    "grizz_tui.core.provider",
+    "grizz_core.providers.openai_compat",
     "grizz_tui.store.db",
 )
 

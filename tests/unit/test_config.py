@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from grizz_tui import config, paths
-from grizz_tui.errors import ConfigError
+from grizz_core import paths
+from grizz_core.errors import ConfigError
+from grizz_tui import config
 
 
 def test_defaults_when_nothing_is_set() -> None:

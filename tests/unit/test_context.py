@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from grizz_tui.core.context import ContextRequest, build_context, estimate_tokens
-from grizz_tui.store.models import MemoryItem, Message, Role, Status
+from grizz_core.companion.context import ContextRequest, build_context, estimate_tokens
+from grizz_core.domain import MemoryItem, Message, Role, Status
 
 
 def msg(

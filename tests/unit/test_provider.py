@@ -16,8 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from grizz_tui.core.provider import OpenAICompatProvider, StreamEnd, TextDelta
-from grizz_tui.errors import AuthError, ProviderError
+from grizz_core.errors import AuthError, ProviderError
+from grizz_core.providers.openai_compat import (
+    OpenAICompatProvider,
+    StreamEnd,
+    TextDelta,
+)
 from tests.fakes.openai_server import (
     FakeOpenAI,
     Hang,
@@ -292,7 +296,7 @@ async def test_sse_split_across_network_reads(http: str) -> None:
 
 
 def test_line_splitter_at_every_split_point() -> None:
-    from grizz_tui.core.provider import LineSplitter
+    from grizz_core.providers.openai_compat import LineSplitter
 
     text = "a\r\nb\rc\n\r\n\rd\r\re"
     expected = ["a", "b", "c", "", "", "d", "", "e"]
@@ -332,8 +336,8 @@ def test_the_client_does_not_import_aiohttp() -> None:
     (and choosing it, outside an event loop, warns about nothing)."""
     probe = (
         "import sys\n"
-        "from grizz_tui.core.setup import make_provider\n"
-        "from grizz_tui.core.provider import OpenAICompatProvider\n"
+        "from grizz_tui.factory import make_provider\n"
+        "from grizz_core.providers.openai_compat import OpenAICompatProvider\n"
         "OpenAICompatProvider(base_url='http://127.0.0.1:9/v1', model='m')\n"
         "assert 'aiohttp' not in sys.modules, 'aiohttp was imported'\n"
         "OpenAICompatProvider(base_url='http://127.0.0.1:9/v1', model='m',"
@@ -350,7 +354,7 @@ def test_the_client_does_not_import_aiohttp() -> None:
 
 
 def test_a_large_pool_is_split_into_small_ones() -> None:
-    from grizz_tui.core.provider import POOL_SHARD, _pool_limits
+    from grizz_core.providers.openai_compat import POOL_SHARD, _pool_limits
 
     assert len(_pool_limits(0)) == 1  # grizz ask and the app: httpx's defaults
     shards = _pool_limits(64)

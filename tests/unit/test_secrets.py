@@ -6,7 +6,8 @@ import stat
 
 import pytest
 
-from grizz_tui import paths, secrets
+from grizz_core import paths
+from grizz_tui import secrets
 
 
 def test_file_fallback_is_owner_only_and_announced() -> None:

@@ -8,20 +8,20 @@ from pathlib import Path
 
 import pytest
 
-from grizz_tui.core import days
-from grizz_tui.core.provider import OpenAICompatProvider, TextDelta
-from grizz_tui.core.session import (
+from grizz_core import days
+from grizz_core.companion.session import (
     ChatSession,
     ReplyFinished,
     ToolUsed,
     UserMessageStored,
 )
-from grizz_tui.errors import ProviderError
+from grizz_core.domain import Role, Status
+from grizz_core.errors import ProviderError
+from grizz_core.providers.openai_compat import OpenAICompatProvider, TextDelta
 from grizz_tui.store import conversations as conv
 from grizz_tui.store import memory as mem
 from grizz_tui.store.db import Database
 from grizz_tui.store.local import LocalChatStore
-from grizz_tui.store.models import Role, Status
 from tests.fakes.openai_server import FakeOpenAI, HttpError, Text, ToolCalls
 
 
@@ -187,7 +187,7 @@ async def test_context_budget_drops_oldest_messages(
 async def test_image_is_sent_as_data_url(
     db: Database, fake_openai: FakeOpenAI, tmp_path: Path
 ) -> None:
-    from grizz_tui.core.attachments import load_image
+    from grizz_core.companion.attachments import load_image
 
     png = tmp_path / "bear.png"
     png.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 32)

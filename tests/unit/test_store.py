@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 
-from grizz_tui.errors import StoreError
+from grizz_core.domain import Role, Status
+from grizz_core.errors import StoreError
 from grizz_tui.store import conversations as conv
 from grizz_tui.store import memory as mem
 from grizz_tui.store.db import Database, open_database
 from grizz_tui.store.migrations import migrations
-from grizz_tui.store.models import Role, Status
 from grizz_tui.store.search import fts_query, search
 from grizz_tui.store.transfer import export_data, import_data
 
@@ -92,7 +92,7 @@ def test_two_processes_write_concurrently(tmp_path: Path) -> None:
         from pathlib import Path
         from grizz_tui.store.db import Database, open_database
         from grizz_tui.store import conversations as conv
-        from grizz_tui.store.models import Role
+        from grizz_core.domain import Role
         db = open_database(Path({str(path)!r}))
         c = conv.ensure_conversation(db, "2026-11-23", "UTC")
         for i in range(150):
@@ -173,7 +173,7 @@ def test_search_finds_messages_and_notes(db: Database) -> None:
 
 
 def test_json_export_round_trips(db: Database, tmp_path: Path) -> None:
-    from grizz_tui.store.models import Attachment
+    from grizz_core.domain import Attachment
 
     c = conv.ensure_conversation(db, "2026-11-23", "UTC")
     att = Attachment("a1", "", "bear.png", "image/png", 3, "abc", b"\x89PN")

@@ -21,7 +21,7 @@ from textual.screen import Screen
 from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
-from grizz_tui.errors import GrizzError
+from grizz_core.errors import GrizzError
 from grizz_tui.tui.messages import DayShown
 from grizz_tui.tui.screens.chat_actions import ChatActions
 from grizz_tui.tui.screens.chat_reply import ChatReplies, ReplyJob
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from textual.app import ComposeResult
     from textual.timer import Timer
 
-    from grizz_tui.store.models import Attachment, Message
+    from grizz_core.domain import Attachment, Message
     from grizz_tui.tui.app import GrizzApp
 
 
@@ -130,7 +130,7 @@ class ChatScreen(ChatReplies, ChatActions, Screen[None]):
         """After the first paint: open the store, show the day, then warm up."""
         self.grizz.first_frame_shown()
         backend = self.grizz.backend
-        from grizz_tui.core.days import today
+        from grizz_core.days import today
 
         try:
             self.today = today(self.grizz.settings.timezone)

@@ -12,11 +12,11 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from grizz_tui.errors import GrizzError
+from grizz_core.errors import GrizzError
 
 if TYPE_CHECKING:
-    from grizz_tui.core.session import ToolUsed
-    from grizz_tui.store.models import Message, SearchHit
+    from grizz_core.companion.session import ToolUsed
+    from grizz_core.domain import Message, SearchHit
     from grizz_tui.tui.screens.chat import ChatScreen
     from grizz_tui.tui.widgets.message_view import MessageView
     from grizz_tui.tui.widgets.notices import MemoryNotice
@@ -248,7 +248,7 @@ class ChatActions:
         self.app.push_screen(AttachScreen(), chosen)
 
     async def _attach_image(self: ChatScreen, path: str) -> None:  # type: ignore[misc]
-        from grizz_tui.core.attachments import load_image
+        from grizz_core.companion.attachments import load_image
 
         try:
             attachment = await asyncio.to_thread(load_image, path)

@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING, Any
 
 from textual import work
 
-from grizz_tui.errors import ConfigError, GrizzError
+from grizz_core.errors import ConfigError, GrizzError
 from grizz_tui.tui.messages import ModelLoading, ReplyEnded
 
 if TYPE_CHECKING:
-    from grizz_tui.store.models import Attachment, Message
+    from grizz_core.domain import Attachment, Message
     from grizz_tui.tui.screens.chat import ChatScreen
     from grizz_tui.tui.widgets.message_view import MessageView
 
@@ -107,8 +107,8 @@ class ChatReplies:
 
     async def _store_unsent(self: ChatScreen, job: ReplyJob) -> None:  # type: ignore[misc]
         """Keep a message that could not be sent (no provider yet): never lose it."""
-        from grizz_tui.core.days import tz_name
-        from grizz_tui.store.models import Role
+        from grizz_core.days import tz_name
+        from grizz_core.domain import Role
 
         store = self.grizz.backend.store
         conversation_id = await store.ensure_day(
@@ -123,13 +123,13 @@ class ChatReplies:
         await self.conversation.add(message, files=[a.name for a in job.attachments])
 
     async def _consume(self: ChatScreen, events: Any, job: ReplyJob) -> None:  # type: ignore[misc]
-        from grizz_tui.core.provider import TextDelta
-        from grizz_tui.core.session import (
+        from grizz_core.companion.session import (
             ReplyFinished,
             ReplyStarted,
             ToolUsed,
             UserMessageStored,
         )
+        from grizz_core.providers.openai_compat import TextDelta
 
         view: MessageView | None = None
         error = ""

@@ -20,8 +20,8 @@ from textual.widgets.option_list import Option
 if TYPE_CHECKING:
     from textual.app import ComposeResult
 
+    from grizz_core.domain import MemoryItem
     from grizz_tui.store.db import Database
-    from grizz_tui.store.models import MemoryItem
 
 
 def note_label(item: MemoryItem) -> Content:

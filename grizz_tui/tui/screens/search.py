@@ -21,8 +21,8 @@ from textual.widgets.option_list import Option
 if TYPE_CHECKING:
     from textual.app import ComposeResult
 
+    from grizz_core.domain import SearchHit
     from grizz_tui.store.db import Database
-    from grizz_tui.store.models import SearchHit
 
 RESULTS = 40
 

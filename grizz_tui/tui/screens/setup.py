@@ -4,7 +4,7 @@
   file, and the screen says which) and a model.
 - An OpenAI-compatible server (Ollama, vLLM, llama.cpp server, LM Studio): a
   base URL, a model and an optional key.
-- Local (built-in model), offered only when the core's `make_provider` has it.
+- Local (built-in model; the `local` extra).
 
 "Test" sends a one-token request; "Save" writes `config.set_value` and
 dismisses with True. Nothing is saved until Save.
@@ -23,8 +23,8 @@ from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import Button, Input, RadioButton, RadioSet, Static
 
+from grizz_core.errors import GrizzError
 from grizz_tui.config import DEFAULT_BASE_URL, Settings
-from grizz_tui.errors import GrizzError
 
 if TYPE_CHECKING:
     from textual.app import ComposeResult
@@ -54,12 +54,10 @@ class SetupScreen(Screen[bool]):
         settings: Settings,
         *,
         first_run: bool,
-        local_ok: bool,
     ) -> None:
         super().__init__(id="setup")
         self.settings = settings
         self.first_run = first_run
-        self.local_ok = local_ok
 
     def compose(self) -> ComposeResult:
         s = self.settings
@@ -77,12 +75,11 @@ class SetupScreen(Screen[bool]):
                     id="compatible",
                     value=compatible,
                 )
-                if self.local_ok:
-                    yield RadioButton(
-                        Content("Local (built-in model, offline; needs grizz[local])"),
-                        id="local",
-                        value=s.provider == "local",
-                    )
+                yield RadioButton(
+                    Content("Local (built-in model, offline; needs grizz[local])"),
+                    id="local",
+                    value=s.provider == "local",
+                )
             with Vertical(id="openai-fields", classes="fields"):
                 yield Static(
                     "API key (stored in your OS keyring, or a file only you can read)"
@@ -194,7 +191,7 @@ class SetupScreen(Screen[bool]):
     @on(Button.Pressed, "#save")
     def action_save(self) -> None:
         from grizz_tui import config, secrets
-        from grizz_tui.core.setup import needs_key
+        from grizz_tui.factory import needs_key
 
         try:
             settings, key = self.candidate()

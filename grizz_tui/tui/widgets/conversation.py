@@ -19,7 +19,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Button, Static
 
 if TYPE_CHECKING:
-    from grizz_tui.store.models import Message
+    from grizz_core.domain import Message
     from grizz_tui.tui.widgets.message_view import MessageView
 
 WINDOW = 24

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from textual.timer import Timer
     from textual.widgets.markdown import MarkdownStream
 
-    from grizz_tui.store.models import Message
+    from grizz_core.domain import Message
 
 FLUSH_INTERVAL = 1 / 10
 """Seconds between screen updates while a reply streams. Each update re-lays

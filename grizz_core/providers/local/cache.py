@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from grizz_tui import paths
+from grizz_core import paths
 
 MIN_PREFIX = 32
 """Shorter prefixes are not worth a file."""

@@ -7,8 +7,8 @@ import hashlib
 import uuid
 from pathlib import Path
 
-from grizz_tui.errors import UsageError
-from grizz_tui.store.models import Attachment
+from grizz_core.domain import Attachment
+from grizz_core.errors import UsageError
 
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from grizz_tui.store.models import Attachment, MemoryItem, Message, Role, Status
+from grizz_core.domain import Attachment, MemoryItem, Message, Role, Status
 
 
 class ChatStore(Protocol):

@@ -17,8 +17,8 @@ import threading
 import weakref
 from typing import Any
 
-from grizz_tui.core.local_cache import MIN_PREFIX, PrefixCache, restore, save
-from grizz_tui.errors import ProviderError
+from grizz_core.errors import ProviderError
+from grizz_core.providers.local.cache import MIN_PREFIX, PrefixCache, restore, save
 
 CHATML = (
     "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n"

@@ -1,9 +1,14 @@
-"""Frozen dataclasses the store returns, and the enums they use."""
+"""The domain both apps share: the frozen dataclasses stores return, their
+enums, timestamps, and the deterministic id of a day's conversation.
+
+Must not import: anything outside the standard library.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -21,6 +26,19 @@ class Status(StrEnum):
     COMPLETE = "complete"
     INTERRUPTED = "interrupted"
     ERROR = "error"
+
+
+DAY_NAMESPACE = uuid.UUID("6f1c2f3e-9b1d-4c55-8a39-6b0f4a7d2a11")
+"""The uuid5 namespace of day conversation ids (docs/protocol.md)."""
+
+
+def day_conversation_id(day: str) -> str:
+    """The conversation id of a local day (`YYYY-MM-DD`): uuid5 of the day.
+
+    Every device and the server derive the same id, so two devices that start
+    the same day offline create the same conversation.
+    """
+    return str(uuid.uuid5(DAY_NAMESPACE, day))
 
 
 def utc_now() -> str:

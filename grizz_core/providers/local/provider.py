@@ -29,12 +29,12 @@ import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
-from grizz_tui.core import local_models
-from grizz_tui.core.local_cache import PrefixCache
-from grizz_tui.core.local_models import Progress
-from grizz_tui.core.local_runtime import LoadInfo
-from grizz_tui.core.provider import StreamEnd, StreamEvent, TextDelta
-from grizz_tui.errors import GrizzError, ProviderError
+from grizz_core.errors import GrizzError, ProviderError
+from grizz_core.providers.local import models as local_models
+from grizz_core.providers.local.cache import PrefixCache
+from grizz_core.providers.local.models import Progress
+from grizz_core.providers.local.runtime import LoadInfo
+from grizz_core.providers.openai_compat import StreamEnd, StreamEvent, TextDelta
 
 COMPACT_PERSONA = """\
 You are Grizz, a warm, honest AI companion: a friendly bear who lives in the \
@@ -109,7 +109,7 @@ class LocalProvider:
             if self._closed:
                 raise ProviderError("The local model was already closed.")
             if self._llm is None:
-                from grizz_tui.core import local_runtime
+                from grizz_core.providers.local import runtime as local_runtime
 
                 llm, info = await asyncio.to_thread(
                     local_runtime.load,
@@ -214,8 +214,8 @@ class LocalProvider:
     def _generate(
         self, llm: Any, messages: list[dict[str, Any]], put: Put, stop: threading.Event
     ) -> StreamEnd:
-        from grizz_tui.core import local_cache
-        from grizz_tui.core.local_prompt import fit_prompt, prefill
+        from grizz_core.providers.local import cache as local_cache
+        from grizz_core.providers.local.prompt import fit_prompt, prefill
 
         prompt, tokens = fit_prompt(llm, messages, self.prompt_budget)
         cached = None

@@ -26,8 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from grizz_tui import paths
-from grizz_tui.errors import ConfigError, ProviderError
+from grizz_core import paths
+from grizz_core.errors import ConfigError, ProviderError
 
 INSTALL_HINT = "install grizz[local] (pip install 'grizz[local]')"
 GGUF_MAGIC = b"GGUF"

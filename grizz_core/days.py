@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from grizz_tui.errors import ConfigError
+from grizz_core.errors import ConfigError
 
 
 def resolve_tz(name: str) -> dt.tzinfo:
@@ -44,7 +44,7 @@ def parse_day(text: str, tz: str = "") -> str:
     try:
         return dt.date.fromisoformat(word).isoformat()
     except ValueError:
-        from grizz_tui.errors import UsageError
+        from grizz_core.errors import UsageError
 
         raise UsageError(
             f"'{text}' is not a day; use YYYY-MM-DD, today or yesterday."

@@ -9,7 +9,7 @@ naming the frame. Unknown fields are ignored (so a newer peer can add fields),
 missing optional fields take their defaults, and anything else that is wrong
 raises `ProtocolError` with a machine-readable `code`, never a bare exception.
 
-Must not import: anything outside the standard library except `grizz_tui.errors`.
+Must not import: anything outside the standard library except `grizz_core.errors`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import uuid
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
-from grizz_tui.errors import ProtocolError
+from grizz_core.errors import ProtocolError
 
 PROTOCOL_VERSION = 1
 MAX_REF = 64

@@ -20,15 +20,16 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from grizz_tui.core import days
-from grizz_tui.core.attachments import data_url
-from grizz_tui.core.context import ContextRequest, build_context
-from grizz_tui.core.persona import PERSONA
-from grizz_tui.core.ports import ChatStore
-from grizz_tui.core.provider import Provider, StreamEnd, TextDelta
-from grizz_tui.core.tools import TOOL_SPECS, run_tool
-from grizz_tui.errors import GrizzError
-from grizz_tui.store.models import Attachment, Message, Role, Status
+from grizz_core import days
+from grizz_core.companion.attachments import data_url
+from grizz_core.companion.context import ContextRequest, build_context
+from grizz_core.companion.persona import PERSONA
+from grizz_core.companion.ports import ChatStore
+from grizz_core.companion.tools import TOOL_SPECS, run_tool
+from grizz_core.domain import Attachment, Message, Role, Status
+from grizz_core.errors import GrizzError
+from grizz_core.providers.openai_compat import Provider, StreamEnd, TextDelta
+from grizz_core.settings import ProviderSettings
 
 MAX_TOOL_ROUNDS = 4
 MEMORY_CANDIDATES = 40
@@ -282,3 +283,23 @@ class _ReplyWriter:
         message = await self.store.get_message(self.reply_id)
         assert message is not None
         return message
+
+
+def make_session_for(
+    settings: ProviderSettings, store: ChatStore, provider: Provider, *, tz: str
+) -> ChatSession:
+    """A session whose context fits the provider (a local model's window and
+    compact persona, when the provider declares them), in time zone `tz`."""
+    budget = settings.context_tokens
+    window = getattr(provider, "prompt_budget", None)
+    if isinstance(window, int) and window > 0:
+        budget = min(budget, window)
+    persona = getattr(provider, "persona", None)
+    return ChatSession(
+        store,
+        provider,
+        tz=tz,
+        context_tokens=budget,
+        tools=settings.tools,
+        persona=persona if isinstance(persona, str) and persona else PERSONA,
+    )

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
-from grizz_tui.errors import AuthError, GrizzError, ProviderError
+from grizz_core.errors import AuthError, GrizzError, ProviderError
 
 # httpx imports its command-line tool (`httpx._main`, which loads rich and
 # pygments: ~75 ms) whenever click and rich are installed, as they are here.
@@ -193,7 +193,7 @@ class OpenAICompatProvider:
             headers["Authorization"] = f"Bearer {api_key}"
         self._transport: _Transport
         if http == "aiohttp":
-            from grizz_tui.core.http_aiohttp import AiohttpTransport
+            from grizz_core.providers.aiohttp_transport import AiohttpTransport
 
             self._transport = AiohttpTransport(
                 base_url=self.base_url,

@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from grizz_tui.core import local_models
-from grizz_tui.core.local_models import INSTALL_HINT, ModelFile, Progress
-from grizz_tui.errors import ConfigError, ProviderError
+from grizz_core.errors import ConfigError, ProviderError
+from grizz_core.providers.local import models as local_models
+from grizz_core.providers.local.models import INSTALL_HINT, ModelFile, Progress
 
 MiB = 1 << 20
 COMPUTE_OVERHEAD = 160 * MiB

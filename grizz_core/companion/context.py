@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from grizz_tui.store.models import MemoryItem, Message, Role, Status
+from grizz_core.domain import MemoryItem, Message, Role, Status
 
 MEMORY_SHARE = 0.20
 RECAP_SHARE = 0.15

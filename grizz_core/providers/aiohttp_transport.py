@@ -30,7 +30,7 @@ import aiohttp
 from aiohttp.helpers import get_env_proxy_for_url
 from yarl import URL
 
-from grizz_tui.core.provider import Failure, _reason
+from grizz_core.providers.openai_compat import Failure, _reason
 
 # Most specific first: ClientConnectorError is a ClientOSError (a "broken"
 # error below) and ConnectionTimeoutError a TimeoutError.

@@ -6,8 +6,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from grizz_tui.core.ports import ChatStore
-from grizz_tui.core.provider import ToolCall
+from grizz_core.companion.ports import ChatStore
+from grizz_core.providers.openai_compat import ToolCall
 
 TOOL_SPECS: list[dict[str, Any]] = [
     {
