@@ -7,6 +7,7 @@ import signal
 import sqlite3
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,11 @@ def test_run_keeps_its_files_private(
         os.umask(old)
     try:
         _wait_healthy(port, proc)
+        # healthy means the gateway serves; the worker may still be starting
+        # (and so not yet have opened its log) on a loaded machine
+        deadline = time.monotonic() + 30
+        while len(list(logs.glob("*.log"))) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
         server = grizz_home / "server"
         redis_dir = server / "redis"
         dirs = [server, logs, redis_dir, redis_dir / "appendonlydir"]
