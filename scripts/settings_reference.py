@@ -55,7 +55,9 @@ def _value(spec: Spec) -> str:
 
 def _table(rows: list[tuple[str, str, str, str]]) -> str:
     lines = ["| key | default | environment | meaning |", "|---|---|---|---|"]
-    lines += [f"| {key} | {default} | {env} | {doc} |" for key, default, env, doc in rows]
+    lines += [
+        f"| {key} | {default} | {env} | {doc} |" for key, default, env, doc in rows
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -72,7 +72,7 @@ def test_bad_files_and_values_are_one_sentence(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_server_settings(env={}, path=path)
     path.write_text('lease_ms = "soon"\n')
-    with pytest.raises(ConfigError, match="'lease_ms' in .* must be int"):
+    with pytest.raises(ConfigError, match=r"'lease_ms' in .* must be int"):
         load_server_settings(env={}, path=path)
     path.write_text('provider = "anthropic"\n')
     with pytest.raises(ConfigError, match="must be one of openai, local"):
