@@ -463,5 +463,6 @@ def ref_of(raw: str | bytes) -> str:
     except (ValueError, TypeError, RecursionError):
         return ""
     ref = data.get("ref") if isinstance(data, dict) else None
-    ok = isinstance(ref, str) and len(ref) <= MAX_REF and _utf8(ref)
-    return ref if ok else ""
+    if isinstance(ref, str) and len(ref) <= MAX_REF and _utf8(ref):
+        return ref
+    return ""

@@ -124,7 +124,7 @@ def pulled_bytes(change: Any) -> int | None:
             for a in item.attachments
         ]
     }
-    encoded = sum(4 * ((a["size"] + 2) // 3) for a in item.attachments)
+    encoded: int = sum(4 * ((a["size"] + 2) // 3) for a in item.attachments)
     pulled = {"seq": MAX_SEQ, "entity": item.entity, "id": item.id}
     pulled["data"] = _data(item.entity, row, files)
     return change_bytes(pulled) + encoded
