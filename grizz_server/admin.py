@@ -165,10 +165,22 @@ def tokens_revoke(
         raise typer.Exit(1)
     from grizz_server.gateway.revocation import TOKEN_CHECK_S, announce_revoked
 
-    if announce_revoked(token_id):
+    if announce_revoked(token_id, _announce_url()):
         typer.echo(f"Revoked token {token_id}; its open connections are closed now.")
     else:
         typer.echo(
             f"Revoked token {token_id}; its open connections close within "
             f"{TOKEN_CHECK_S:.0f} s (no Redis reachable to tell the gateways now)."
         )
+
+
+def _announce_url() -> str:
+    """The configured Redis, else the one of a locally running grizz-server."""
+    from grizz_server.health import running_server
+    from grizz_server.settings import load_server_settings
+
+    try:
+        url = load_server_settings().redis_url
+    except GrizzError:
+        url = ""
+    return url or str(running_server().get("redis_url", ""))

@@ -8,8 +8,11 @@ waiting, and a device that falls 1024 frames behind is closed with 1013 and
 resumes from its cursors when it reconnects. Catching up on a resumed reply
 does wait for the outbox, so a slow device only slows itself. The gateway
 closes a connection (4401) once its token is revoked (gateway/revocation.py).
+Frames are answered by the handlers (gateway/handlers.py), given the
+gateway's `GatewayContext` and this connection.
 
-Must not import: the core's session or provider, textual.
+Must not import: the gateway's server (it builds on this), the core's session
+or provider, textual.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from redis.exceptions import RedisError
 from websockets.asyncio.server import ServerConnection
@@ -25,13 +28,12 @@ from websockets.exceptions import ConnectionClosed
 
 from grizz_core import protocol as p
 from grizz_core.errors import ProtocolError
-from grizz_server.gateway import frames, revocation
+from grizz_server.gateway import handlers, revocation
+from grizz_server.gateway.context import GatewayContext
+from grizz_server.gateway.entries import entry_frame
+from grizz_server.gateway.streams import Follower
 from grizz_server.logs import one_line
-
-if TYPE_CHECKING:
-    from grizz_server.gateway.server import Gateway
-    from grizz_server.gateway.streams import Follower
-    from grizz_server.store import Principal, UserStore
+from grizz_server.store import Principal, UserStore
 
 log = logging.getLogger(__name__)
 OUTBOX_SIZE = 1024
@@ -46,13 +48,13 @@ class Connection:
     """An authenticated device; `user_id` scopes everything it can touch."""
 
     def __init__(
-        self, gateway: Gateway, ws: ServerConnection, principal: Principal
+        self, ctx: GatewayContext, ws: ServerConnection, principal: Principal
     ) -> None:
-        self.gateway = gateway
+        self.ctx = ctx
         self.ws = ws
         self.principal = principal
         self.user_id = principal.user_id
-        self.store: UserStore = gateway.store.for_user(principal.user_id)
+        self.store: UserStore = ctx.store.for_user(principal.user_id)
         self.outbox: asyncio.Queue[str | None] = asyncio.Queue(OUTBOX_SIZE)
         self.following: dict[str, Follower] = {}
         self.held: dict[str, list[p.Frame]] = {}
@@ -69,7 +71,7 @@ class Connection:
 
     def _count(self, frame: p.Frame) -> None:
         if isinstance(frame, p.Error):
-            self.gateway.metrics.inc("grizz_refusals_total", code=frame.code)
+            self.ctx.metrics.inc("grizz_refusals_total", code=frame.code)
 
     def emit_nowait(self, frame: p.Frame) -> None:
         """Queue a frame without waiting; a device this far behind is dropped."""
@@ -78,7 +80,7 @@ class Connection:
             self.outbox.put_nowait(p.dump_frame(frame))
         except asyncio.QueueFull:
             log.warning("device too slow; closing", extra={"user": self.user_id})
-            self.gateway.metrics.inc("grizz_slow_closes_total")
+            self.ctx.metrics.inc("grizz_slow_closes_total")
             asyncio.get_running_loop().create_task(
                 self.ws.close(CLOSE_TOO_SLOW, "too far behind; reconnect and resume")
             )
@@ -86,7 +88,7 @@ class Connection:
     async def _writer(self) -> None:
         while (text := await self.outbox.get()) is not None:
             await self.ws.send(text)
-            self.gateway.metrics.inc("grizz_frames_sent_total")
+            self.ctx.metrics.inc("grizz_frames_sent_total")
 
     # -- inbound --------------------------------------------------------------
 
@@ -94,13 +96,13 @@ class Connection:
         """Welcome the device, then read frames until it goes away or idles out."""
         writer = asyncio.create_task(self._writer())
         # registered for the user's job output before it can follow any job
-        await self.gateway.streams.add_user(self.user_id)
-        await self.gateway.hub.add(self)
+        await self.ctx.streams.add_user(self.user_id)
+        await self.ctx.hub.add(self)
         try:
             await self.emit(await self._welcome())
             while True:
                 try:
-                    async with asyncio.timeout(self.gateway.settings.idle_timeout_s):
+                    async with asyncio.timeout(self.ctx.settings.idle_timeout_s):
                         raw = await self.ws.recv()
                 except TimeoutError:
                     await self.ws.close(1000, "idle timeout")
@@ -109,10 +111,10 @@ class Connection:
         except ConnectionClosed:
             pass
         finally:
-            await self.gateway.hub.remove(self)
+            await self.ctx.hub.remove(self)
             for job_id in list(self.following):
                 self.unfollow(job_id)
-            await self.gateway.streams.remove_user(self.user_id)
+            await self.ctx.streams.remove_user(self.user_id)
             writer.cancel()
             with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
                 await writer
@@ -126,7 +128,7 @@ class Connection:
         await self.ws.close(CLOSE_UNAUTHORIZED, revocation.CLOSE_REASON)
 
     async def _welcome(self) -> p.Welcome:
-        s = self.gateway.settings
+        s = self.ctx.settings
         return p.Welcome(
             user=self.principal.user_name,
             device=self.principal.device,
@@ -146,14 +148,14 @@ class Connection:
 
     async def _active_jobs(self) -> list[str]:
         try:
-            return await self.gateway.queue.active_jobs(self.user_id)
+            return await self.ctx.queue.active_jobs(self.user_id)
         except (RedisError, OSError):  # e.g. a pooled connection Redis dropped
             log.warning("could not list active jobs", extra={"user": self.user_id})
             return []
 
     async def handle(self, raw: str | bytes) -> None:
         """Answer one incoming frame; every failure becomes an `error` frame."""
-        metrics = self.gateway.metrics
+        metrics = self.ctx.metrics
         try:
             frame = p.parse_frame(raw, allowed=p.CLIENT_FRAMES)
         except ProtocolError as exc:
@@ -163,7 +165,7 @@ class Connection:
         metrics.inc("grizz_frames_received_total", type=frame.TYPE)
         ref = getattr(frame, "ref", "")
         try:
-            await frames.dispatch(self, frame)
+            await handlers.dispatch(self.ctx, self, frame)
         except ProtocolError as exc:
             await self.emit(
                 p.Error(
@@ -209,12 +211,12 @@ class Connection:
         write, and so `accepted`, is done)."""
         if job_id in self.following:
             return
-        streams = self.gateway.streams
+        streams = self.ctx.streams
         if hold:
             self.held[job_id] = []
 
         async def deliver(entry: str, fields: dict[bytes, bytes], live: bool) -> None:
-            frame = frames.entry_frame(job_id, entry, fields)
+            frame = entry_frame(job_id, entry, fields)
             if fields.get(b"k") in (b"done", b"error"):
                 self.following.pop(job_id, None)
             if frame is None:
@@ -226,7 +228,7 @@ class Connection:
                 self.emit_nowait(frame)
             else:
                 await self.emit(frame)
-            self.gateway.metrics.inc("grizz_job_frames_sent_total")
+            self.ctx.metrics.inc("grizz_job_frames_sent_total")
 
         async def gone() -> None:
             self.following.pop(job_id, None)
@@ -259,7 +261,7 @@ class Connection:
         self.held.pop(job_id, None)
         follower = self.following.pop(job_id, None)
         if follower is not None:
-            self.gateway.streams.unfollow(job_id, follower)
+            self.ctx.streams.unfollow(job_id, follower)
 
     async def on_event(self, event: dict[str, Any]) -> None:
         """A live event for this user from the hub."""

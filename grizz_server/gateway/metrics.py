@@ -3,21 +3,19 @@
 Counters live in the gateway process; queue gauges are read from Redis on
 each scrape, so every gateway reports the same queue.
 
-Must not import: the store, the core, textual.
+Must not import: the rest of the gateway (`server.py` hands in the numbers
+it owns), the store, the core, textual.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections import defaultdict
-from typing import TYPE_CHECKING
 
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from grizz_server import keys
-
-if TYPE_CHECKING:
-    from grizz_server.gateway.server import Gateway
 
 HELP = {
     "grizz_frames_received_total": "Frames received from devices, by type.",
@@ -43,23 +41,23 @@ class Metrics:
     def inc(self, name: str, amount: float = 1.0, **labels: str) -> None:
         self.counters[name][tuple(sorted(labels.items()))] += amount
 
-    async def render(self, gateway: Gateway) -> str:
+    async def render(self, *, connections: int, redis: Redis) -> str:
+        """The exposition: these counters, `connections` and the queue gauges."""
         lines: list[str] = []
         for name in sorted(set(HELP) | set(self.counters)):
             lines += [f"# HELP {name} {HELP.get(name, name)}", f"# TYPE {name} counter"]
             series = self.counters.get(name) or {(): 0.0}
             for labels, value in sorted(series.items()):
                 lines.append(f"{name}{_labels(labels)} {value:g}")
-        gauges = {"grizz_connections": float(gateway.connections)}
-        gauges.update(await queue_gauges(gateway))
+        gauges = {"grizz_connections": float(connections)}
+        gauges.update(await queue_gauges(redis))
         for name, value in gauges.items():
             lines += [f"# TYPE {name} gauge", f"{name} {value:g}"]
         return "\n".join(lines) + "\n"
 
 
-async def queue_gauges(gateway: Gateway) -> dict[str, float]:
+async def queue_gauges(redis: Redis) -> dict[str, float]:
     """Queue depth, pending, delayed and dead jobs, live workers (NaN: Redis down)."""
-    redis = gateway.redis
     try:
         pipe = redis.pipeline(transaction=False)
         pipe.zcard(keys.INFLIGHT).zcard(keys.DELAYED).xlen(keys.DLQ).xlen(keys.JOBS)

@@ -10,7 +10,8 @@ Two paths, so the bound holds even when one fails:
   at once. The message is only a nudge: a connection is closed only after the
   store says its token is revoked, so a forged or stale message closes nothing.
 
-Must not import: the core, textual.
+Must not import: the rest of the gateway, the launcher or health (the admin
+command finds the Redis to announce on), the core, textual.
 """
 
 from __future__ import annotations
@@ -29,19 +30,18 @@ TOKEN_CHECK_S = 30.0
 CLOSE_REASON = "token revoked"
 
 
-def announce_revoked(token_ref: str, redis_url: str | None = None) -> bool:
+def announce_revoked(token_ref: str, redis_url: str) -> bool:
     """Tell every gateway that token `token_ref` (id or unique prefix) was revoked.
 
     Call it after `ServerStore.revoke_token` succeeded. Best effort: returns
-    False (and logs why, never raising) when no Redis is known or reachable;
-    the gateways' periodic re-check still closes the connections within
-    `TOKEN_CHECK_S`.
+    False (and logs why, never raising) when no Redis is known (`redis_url`
+    is empty) or reachable; the gateways' periodic re-check still closes the
+    connections within `TOKEN_CHECK_S`.
     """
-    url = redis_url or _redis_url()
-    if not url:
+    if not redis_url:
         return False
     try:
-        client = Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        client = Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
         try:
             client.publish(keys.TOKENS_REVOKED, token_ref.strip().lower())
         finally:
@@ -50,19 +50,6 @@ def announce_revoked(token_ref: str, redis_url: str | None = None) -> bool:
         log.warning("could not announce a revoked token", extra={"error": str(exc)})
         return False
     return True
-
-
-def _redis_url() -> str:
-    """The configured Redis, else the one of a locally running grizz-server."""
-    from grizz_core.errors import GrizzError
-    from grizz_server.health import running_server
-    from grizz_server.settings import load_server_settings
-
-    try:
-        url = load_server_settings().redis_url
-    except GrizzError:
-        url = ""
-    return url or str(running_server().get("redis_url", ""))
 
 
 def matches(token_id: str, token_ref: str) -> bool:

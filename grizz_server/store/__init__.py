@@ -2,7 +2,7 @@
 
 SQLAlchemy Core statements over SQLite (default, one machine; the sqlite3
 driver run inline, see `engine.py`) or PostgreSQL (asyncpg; several gateways
-and workers), through one `Backend` interface: one code path. Every user-data
+and workers), through one `StoreBackend` interface: one code path. Every user-data
 row is keyed by `(user_id, id)` and every query filters on `user_id`; every
 write takes the next number(s) of the user's change sequence, the sync cursor.
 

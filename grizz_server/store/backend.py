@@ -17,7 +17,8 @@ seq 12 before seq 11 (on SQLite, BEGIN IMMEDIATE serialises all writers).
 A write that turns out to change nothing raises `Discard`, which rolls back
 and so gives the number back: the sequence stays gap-free.
 
-Must not import: the core, the provider, websockets, redis.
+Must not import: the concrete back ends (`factory.py` picks one), the core,
+the provider, websockets, redis.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from grizz_core.errors import StoreError
 
 from . import statements as q
-from .engine import Target, create_postgres_engine, create_sqlite_engine, describe
+from .engine import Target, describe
 from .recent import Windows
 
 DRIVER_ERRORS: tuple[type[Exception], ...] = (
@@ -58,7 +59,8 @@ class RejectedData(StoreError):
 
 
 class Discard(Exception):
-    """Raised inside `Backend.write()` to roll back a write that changed nothing."""
+    """Raised inside `StoreBackend.write()` to roll back a write that changed
+    nothing."""
 
 
 class Conn(Protocol):
@@ -123,7 +125,7 @@ class Raw:
         return self.rows[0][0] if self.rows else None
 
 
-class Backend:
+class StoreBackend:
     """Connections to one database plus the helpers every store method uses."""
 
     dialect: str
@@ -137,20 +139,6 @@ class Backend:
         """Messages and notes already built from fetched rows (see `RowCache`)."""
         self.windows = Windows()
         """Each conversation's newest messages, caught up by seq (`recent.py`)."""
-
-    @staticmethod
-    def open(target: Target, *, pool_size: int = 8) -> Backend:
-        if target.dialect == "sqlite":
-            from .sqlite_backend import SqliteBackend
-
-            return SqliteBackend(
-                target, create_sqlite_engine(target, pool_size=pool_size)
-            )
-        from .postgres_backend import PostgresBackend
-
-        return PostgresBackend(
-            target, create_postgres_engine(target, pool_size=pool_size)
-        )
 
     def read(self) -> contextlib.AbstractAsyncContextManager[Conn]:
         """A connection for single-statement reads (autocommit)."""

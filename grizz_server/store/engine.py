@@ -7,7 +7,7 @@ microseconds, while aiosqlite's hop to its thread and back costs more than the
 query itself (see docs/benchmarks.md). Waiting for another process's write
 lock never blocks the loop: `BEGIN IMMEDIATE` is tried without a busy timeout
 and retried after `asyncio.sleep` (see `backend.py`). Both back ends run the
-same Core statements through the same `Backend` interface.
+same Core statements through the same `StoreBackend` interface.
 
 Must not import: the core, the provider, websockets, redis.
 """
@@ -129,7 +129,7 @@ def create_sqlite_engine(target: Target, *, pool_size: int = 8) -> Engine:
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Autocommit at the driver: `Backend` issues BEGIN / BEGIN IMMEDIATE
+        # Autocommit at the driver: `StoreBackend` issues BEGIN / BEGIN IMMEDIATE
         # itself, which also makes DDL transactional for migrations.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()

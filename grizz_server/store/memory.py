@@ -13,16 +13,13 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from grizz_core.domain import MemoryItem, utc_now
 from grizz_core.words import STOP_WORDS
 
 from . import statements as q
-from .backend import Discard
-
-if TYPE_CHECKING:
-    from .backend import Backend
+from .backend import Discard, StoreBackend
 
 SEARCH_CANDIDATES = 200
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -46,7 +43,7 @@ def search_words(query: str) -> list[str]:
 class MemoryMixin:
     """The memory half of `UserStore`."""
 
-    _b: Backend
+    _b: StoreBackend
     user_id: str
 
     async def relevant_memories(self, query: str, *, limit: int) -> list[MemoryItem]:

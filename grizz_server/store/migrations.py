@@ -32,7 +32,7 @@ from sqlalchemy.engine import Connection
 from grizz_core.domain import utc_now
 from grizz_core.errors import StoreError
 
-from .backend import Backend
+from .backend import StoreBackend
 
 ADVISORY_LOCK_KEY = 0x6772697A7A  # "grizz"
 
@@ -203,7 +203,7 @@ def _applied(conn: Connection) -> set[int]:
     return set(conn.execute(select(schema_migrations.c.version)).scalars())
 
 
-async def applied_versions(backend: Backend) -> set[int]:
+async def applied_versions(backend: StoreBackend) -> set[int]:
     """Versions recorded in `schema_migrations` (empty for a new database)."""
     async with backend.read() as conn:
         has_table = await conn.run_sync(
@@ -215,7 +215,7 @@ async def applied_versions(backend: Backend) -> set[int]:
         return set(rows.scalars())
 
 
-async def migrate(backend: Backend, *, target: int | None = None) -> list[int]:
+async def migrate(backend: StoreBackend, *, target: int | None = None) -> list[int]:
     """Apply pending migrations up to `target` (default: all); return those applied.
 
     Raises:

@@ -16,7 +16,15 @@ from typing import Any
 from sqlalchemy.engine import Dialect, Result
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from .backend import Backend, Conn, Discard, Raw, bind_arguments, compiled, returns_rows
+from .backend import (
+    Conn,
+    Discard,
+    Raw,
+    StoreBackend,
+    bind_arguments,
+    compiled,
+    returns_rows,
+)
 from .engine import Target
 
 
@@ -57,7 +65,7 @@ class _Pg:
         await (await self._driver()).executemany(sql, args)
 
 
-class PostgresBackend(Backend):
+class PostgresBackend(StoreBackend):
     """SQLAlchemy's async engine on asyncpg. SQLAlchemy runs in autocommit mode
     (reads need no BEGIN/ROLLBACK round trips); transactions are asyncpg's."""
 

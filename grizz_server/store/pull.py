@@ -16,7 +16,7 @@ from grizz_core.domain import MemoryItem, Message
 from grizz_core.errors import UsageError
 
 from . import statements as q
-from .backend import Backend, Conn
+from .backend import Conn, StoreBackend
 from .schema import ENTITY_TABLES, attachments
 from .sync import chunks
 from .validate import Invalid, prepare
@@ -27,7 +27,7 @@ MAX_SEQ = 10**19 - 1
 
 
 async def pull(
-    backend: Backend,
+    backend: StoreBackend,
     user_id: str,
     after: int,
     limit: int = 500,

@@ -24,8 +24,9 @@ from grizz_core.domain import utc_now
 from grizz_core.errors import StoreError, UsageError
 
 from . import statements as q
-from .backend import Backend, RejectedData
+from .backend import RejectedData, StoreBackend
 from .engine import parse_url
+from .factory import open_backend
 from .migrations import LATEST, applied_versions, migrate
 from .models import Principal, TokenInfo, User
 from .schema import tokens, users
@@ -44,7 +45,7 @@ def hash_token(token: str) -> str:
 class ServerStore:
     """The server's database: users, tokens, and per-user stores (`for_user`)."""
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: StoreBackend) -> None:
         self._backend = backend
 
     @classmethod
@@ -62,7 +63,7 @@ class ServerStore:
                 f"Cannot create the database {target.path}: its directory does "
                 "not exist."
             )
-        backend = Backend.open(target, pool_size=pool_size)
+        backend = open_backend(target, pool_size=pool_size)
         try:
             await migrate(backend)
         except BaseException:

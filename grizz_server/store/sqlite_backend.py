@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection, Dialect, Engine, Result
 
-from .backend import Backend, Conn, Discard, Raw, bind_arguments, compiled
+from .backend import Conn, Discard, Raw, StoreBackend, bind_arguments, compiled
 from .engine import READ_BUSY_TIMEOUT_MS, Target
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ class _Group:
         self.begin: asyncio.Task[None] | None = None
 
 
-class SqliteBackend(Backend):
+class SqliteBackend(StoreBackend):
     """The sqlite3 driver run inline, on two connections of the process.
 
     Reads (`read`, `snapshot`, `fetch`) use one connection in autocommit mode,

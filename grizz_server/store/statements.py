@@ -221,7 +221,7 @@ touch_token = (
 )
 
 
-# -- rows of the raw `Backend.fetch` path into the core's records -------------------
+# -- rows of the raw `StoreBackend.fetch` path into the core's records --------------
 
 _ROLES = {str(role): role for role in Role}
 _STATUSES = {str(status): status for status in Status}

@@ -26,7 +26,7 @@ from sqlalchemy import Table, bindparam, select, update
 
 from grizz_core.errors import UsageError
 
-from .backend import Backend, Conn, RejectedData
+from .backend import Conn, RejectedData, StoreBackend
 from .schema import ENTITY_TABLES, attachments, conversations
 from .validate import Invalid, Prepared, canonical_json, prepare
 
@@ -50,7 +50,7 @@ def _result(entity: Any, change_id: Any, status: str, error: str = "") -> Result
 
 
 async def push(
-    backend: Backend, user_id: str, changes: list[dict[str, Any]]
+    backend: StoreBackend, user_id: str, changes: list[dict[str, Any]]
 ) -> list[Result]:
     """Apply a device's changes in one transaction.
 
@@ -105,7 +105,10 @@ async def push(
 
 
 async def _apply(
-    backend: Backend, user_id: str, batch: list[Prepared], results: list[Result | None]
+    backend: StoreBackend,
+    user_id: str,
+    batch: list[Prepared],
+    results: list[Result | None],
 ) -> None:
     async with backend.write() as conn:
         top = await backend.lock_seq(conn, user_id)

@@ -29,7 +29,7 @@ from grizz_core.errors import StoreError, UsageError
 
 from . import statements as q
 from . import sync
-from .backend import Backend, Discard, RejectedData
+from .backend import Discard, RejectedData, StoreBackend
 from .memory import MemoryMixin, dumps
 from .pull import pull as pull_changes
 
@@ -53,7 +53,7 @@ def merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]
 class UserStore(MemoryMixin):
     """The `ChatStore` of one user, strictly scoped by `user_id`."""
 
-    def __init__(self, backend: Backend, user_id: str) -> None:
+    def __init__(self, backend: StoreBackend, user_id: str) -> None:
         self._b = backend
         self.user_id = user_id
 

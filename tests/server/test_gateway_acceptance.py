@@ -300,7 +300,9 @@ async def test_redis_unavailable_is_logged_in_one_line(
         sock.bind(("127.0.0.1", 0))
         dead = sock.getsockname()[1]
     dead_redis = Redis.from_url(f"redis://127.0.0.1:{dead}")
-    gateway.queue = JobQueue(dead_redis, stack.settings)
+    gateway.context = dataclasses.replace(
+        gateway.context, queue=JobQueue(dead_redis, stack.settings)
+    )
     try:
         device = await stack.device("alice")
         refused = await device.request(p.Send(text="hello?"), p.Accepted)
@@ -380,7 +382,7 @@ async def test_accepted_comes_before_any_frame_of_its_reply(
     await device.wait_for(lambda: device.frame(p.Welcome))
     gateway = stack.gateway.gateway
     assert gateway is not None
-    (conn,) = gateway.hub.users[stack.user_ids["alice"]]
+    (conn,) = gateway.context.hub.users[stack.user_ids["alice"]]
     conn.store = _SlowWrites(conn.store, 0.3)  # type: ignore[attr-defined]
     assert device.ws is not None
     for n in range(4):

@@ -13,8 +13,8 @@ from sqlalchemy import text
 from grizz_core.domain import Role, day_conversation_id
 from grizz_core.errors import UsageError
 from grizz_server.store import ServerStore, StoreError, default_db_url
-from grizz_server.store.backend import Backend
 from grizz_server.store.engine import parse_url
+from grizz_server.store.factory import open_backend
 from grizz_server.store.migrations import LATEST, migrate
 from tests.server.conftest_store import *  # noqa: F403
 
@@ -146,7 +146,7 @@ class TestOpening:
 
     async def test_migrates_from_the_first_schema(self, store_url: str) -> None:
         target = parse_url(store_url)
-        backend = Backend.open(target)
+        backend = open_backend(target)
         assert await migrate(backend, target=1) == [1]
         conv = day_conversation_id("2026-01-02")
         async with backend.write() as conn:

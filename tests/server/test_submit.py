@@ -48,7 +48,7 @@ async def test_a_job_whose_message_the_gateway_never_stored_still_keeps_it(
         tz="UTC",
         text="Remember this one for me?",
     )
-    assert (await stack.gateway.gateway.queue.submit(job)).status == "queued"
+    assert (await stack.gateway.gateway.context.queue.submit(job)).status == "queued"
     reply_id = reply_id_for(job.job_id)
     store = stack.store.for_user(user_id)
     for _ in range(200):  # the model has the message: the store must have it too

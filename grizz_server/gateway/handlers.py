@@ -1,28 +1,61 @@
-"""What the gateway does for each device frame, and how job entries become frames.
+"""The frame handlers: what the gateway does for each frame a device sends.
 
-Every handler acts only on the connection's own user: the store it uses is
-`gateway.store.for_user(user_id)`, job ids are derived from the user id, and
-a job named by a device is served only after checking its owner. Refusals
-raise `ProtocolError` with the code the device sees.
+A handler gets the gateway's `GatewayContext` (settings, queue, metrics)
+and the `Device` the frame came in on, explicitly. Every handler
+acts only on that device's own user: the store it uses is the connection's
+`for_user` view, job ids are derived from the user id, and a job named by a
+device is served only after checking its owner. Refusals raise
+`ProtocolError` with the code the device sees.
 
-Must not import: the core's session or provider, textual.
+Must not import: the gateway's server or connection (they build on this),
+the core's session or provider, textual.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
+
+from redis.exceptions import RedisError
 
 from grizz_core import days
 from grizz_core import protocol as p
 from grizz_core.domain import Message, Role, day_conversation_id
 from grizz_core.errors import ConfigError, ProtocolError, StoreError, UsageError
-from grizz_server.queue.jobs import JobMessage, job_id_for, reply_id_for
+from grizz_server.gateway.context import GatewayContext
+from grizz_server.queue.jobs import JobMessage, JobQueue, job_id_for, reply_id_for
+from grizz_server.store import UserStore
 from grizz_server.store.pull import MAX_SEQ, pulled_bytes
 
-if TYPE_CHECKING:
-    from grizz_server.gateway.connection import Connection
+log = logging.getLogger(__name__)
+
+
+class Device(Protocol):
+    """The connection a frame came in on, as far as the handlers use it."""
+
+    user_id: str
+    store: UserStore
+    """The store as seen by this device's user."""
+
+    async def emit(self, frame: p.Frame) -> None:
+        """Send `frame` to the device (after those already queued)."""
+        ...
+
+    def follow(
+        self, job_id: str, after: str = "0", *, fresh: bool = False, hold: bool = False
+    ) -> None:
+        """Stream job `job_id`'s output to the device from after entry `after`."""
+        ...
+
+    def unfollow(self, job_id: str) -> None:
+        """Stop streaming job `job_id` to the device."""
+        ...
+
+    def release(self, job_id: str) -> None:
+        """Send the frames of `job_id` held back until its `accepted` was out."""
+        ...
 
 
 class Refused(ProtocolError):
@@ -33,15 +66,20 @@ class Refused(ProtocolError):
         self.retry_after = retry_after
 
 
-async def dispatch(conn: Connection, frame: p.Frame) -> None:
+async def dispatch(ctx: GatewayContext, conn: Device, frame: p.Frame) -> None:
+    """Answer one parsed frame from `conn`.
+
+    Raises:
+        ProtocolError: the frame is refused; its code is what the device sees.
+    """
     if isinstance(frame, p.Send):
-        await send(conn, frame)
+        await send(ctx, conn, frame)
     elif isinstance(frame, p.Resume):
-        await resume(conn, frame)
+        await resume(ctx, conn, frame)
     elif isinstance(frame, p.Pull):
-        await pull(conn, frame)
+        await pull(ctx, conn, frame)
     elif isinstance(frame, p.Push):
-        await push(conn, frame)
+        await push(ctx, conn, frame)
     elif isinstance(frame, p.Ping):
         await conn.emit(p.Pong(ref=frame.ref))
     else:
@@ -63,7 +101,7 @@ def _day_and_tz(frame: p.Send) -> tuple[str, str]:
     return day, tz_name
 
 
-async def send(conn: Connection, frame: p.Send) -> None:
+async def send(ctx: GatewayContext, conn: Device, frame: p.Send) -> None:
     """Queue the reply job (carrying the message), store the message, follow.
 
     Queueing comes first, in one script with admission, so a worker starts on
@@ -73,7 +111,7 @@ async def send(conn: Connection, frame: p.Send) -> None:
     the database failed) the job is withdrawn before the device hears of it:
     a re-send with the same id is admitted afresh.
     """
-    settings = conn.gateway.settings
+    settings = ctx.settings
     if len(frame.text) > settings.max_message_chars:
         raise ProtocolError(
             f"The message is {len(frame.text)} characters; the limit is "
@@ -94,7 +132,7 @@ async def send(conn: Connection, frame: p.Send) -> None:
         tz=frame.tz,
         text=frame.text,
     )
-    queue = conn.gateway.queue
+    queue = ctx.queue
     # follow before queueing, so no entry of the job can come before it
     conn.follow(job.job_id, "0", fresh=True, hold=True)
     try:
@@ -115,17 +153,15 @@ async def send(conn: Connection, frame: p.Send) -> None:
         conn.unfollow(job.job_id)
         await queue.cancel(conn.user_id, job.job_id)
         raise
-    conn.gateway.metrics.inc("grizz_jobs_accepted_total")
+    ctx.metrics.inc("grizz_jobs_accepted_total")
     try:
         await _accept(conn, frame, job.job_id, message, False)
     finally:
         conn.release(job.job_id)  # its chunks, after `accepted`
-    await conn.gateway.publish(
-        conn.user_id, await _job_event(conn, job.job_id, message)
-    )
+    await publish(queue, conn.user_id, await _job_event(conn, job.job_id, message))
 
 
-async def _store(conn: Connection, job: JobMessage) -> Message:
+async def _store(conn: Device, job: JobMessage) -> Message:
     """Store the job's message (idempotent: the worker may have stored it)."""
     try:
         await conn.store.ensure_day(job.day, job.zone)
@@ -139,9 +175,7 @@ async def _store(conn: Connection, job: JobMessage) -> Message:
         raise ProtocolError(str(exc), code=p.CONFLICT) from None
 
 
-async def _existing(
-    conn: Connection, job: JobMessage, *, same_day: bool
-) -> Message | None:
+async def _existing(conn: Device, job: JobMessage, *, same_day: bool) -> Message | None:
     """The message of a job sent before: the stored one, or stored now.
 
     A re-send can arrive before the first send's write (or after a gateway
@@ -167,7 +201,7 @@ async def _existing(
     return message
 
 
-async def _job_event(conn: Connection, job_id: str, message: Message) -> dict[str, Any]:
+async def _job_event(conn: Device, job_id: str, message: Message) -> dict[str, Any]:
     """The event telling the user's devices: a new message, and its reply is coming."""
     cursor = await conn.store.current_seq()
     return {
@@ -212,7 +246,7 @@ def _refuse(status: str, retry_after_ms: int) -> None:
 
 
 async def _accept(
-    conn: Connection,
+    conn: Device,
     frame: p.Send,
     job_id: str,
     message: Message | None,
@@ -238,9 +272,9 @@ async def _accept(
         conn.follow(job_id, "0")
 
 
-async def resume(conn: Connection, frame: p.Resume) -> None:
+async def resume(ctx: GatewayContext, conn: Device, frame: p.Resume) -> None:
     """Follow a job of this user's again, after the last entry the device saw."""
-    owner = await conn.gateway.queue.job_owner(frame.job_id)
+    owner = await ctx.queue.job_owner(frame.job_id)
     if owner != conn.user_id:  # another user's job looks exactly like a missing one
         raise ProtocolError(
             "No such reply; pull to get the stored messages.", code=p.NOT_FOUND
@@ -259,8 +293,9 @@ WORST_REF = "\x01" * p.MAX_REF
 """The `ref` that takes the most bytes in JSON (each character as `\\u0001`)."""
 
 
-async def pull(conn: Connection, frame: p.Pull) -> None:
-    settings = conn.gateway.settings
+async def pull(ctx: GatewayContext, conn: Device, frame: p.Pull) -> None:
+    """Send the page of changes after the device's cursor, sized to fit a frame."""
+    settings = ctx.settings
     limit = min(frame.limit, settings.max_pull)
     try:
         # a page ends early so the frame stays within the limit a device must
@@ -277,15 +312,16 @@ async def pull(conn: Connection, frame: p.Pull) -> None:
     )
 
 
-async def push(conn: Connection, frame: p.Push) -> None:
-    limit = conn.gateway.settings.max_push
+async def push(ctx: GatewayContext, conn: Device, frame: p.Push) -> None:
+    """Apply a device's changes, answer with their results, tell its other devices."""
+    limit = ctx.settings.max_push
     if len(frame.changes) > limit:
         raise ProtocolError(
             f"A push may carry at most {limit} changes.", code=p.TOO_LARGE
         )
     try:
         json.dumps(frame.changes, ensure_ascii=False).encode()
-        results = _too_big_to_pull(conn, frame.changes)
+        results = _too_big_to_pull(ctx.settings.max_frame_bytes, frame.changes)
         kept = [i for i, result in enumerate(results) if result is None]
         stored = await conn.store.push([frame.changes[i] for i in kept])
     except (UsageError, StoreError, UnicodeEncodeError, ValueError) as exc:
@@ -295,20 +331,19 @@ async def push(conn: Connection, frame: p.Push) -> None:
     cursor = await conn.store.current_seq()
     await conn.emit(p.Pushed(results=results, cursor=cursor, ref=frame.ref))
     if any(r is not None and r.get("status") == "applied" for r in results):
-        await conn.gateway.publish(
-            conn.user_id, {"kind": "changed", "cursor": cursor, "changes": []}
+        await publish(
+            ctx.queue,
+            conn.user_id,
+            {"kind": "changed", "cursor": cursor, "changes": []},
         )
 
 
-def _too_big_to_pull(
-    conn: Connection, changes: list[Any]
-) -> list[dict[str, Any] | None]:
+def _too_big_to_pull(max_frame: int, changes: list[Any]) -> list[dict[str, Any] | None]:
     """A `rejected` result for each change whose pull would not fit in a frame.
 
     A device that accepts frames of `max_frame_bytes` must always be able to
     sync, so no row may be stored that one `changes` frame cannot carry.
     """
-    max_frame = conn.gateway.settings.max_frame_bytes
     budget = max_frame - page_overhead(WORST_REF)
     results: list[dict[str, Any] | None] = []
     for change in changes:
@@ -334,36 +369,18 @@ def _str(change: Any, key: str) -> str:
     return value if isinstance(value, str) else ""
 
 
-def entry_frame(job_id: str, entry: str, fields: dict[bytes, bytes]) -> p.Frame | None:
-    """The device frame for one entry of a job's output stream, if any."""
-    kind = fields.get(b"k", b"").decode()
-    attempt = int(fields.get(b"a", b"0") or 0)
-    text = fields.get(b"t", b"").decode()
-    extra = fields.get(b"x", b"").decode()
-    if kind == "chunk":
-        return p.Chunk(job_id=job_id, attempt=attempt, entry=entry, text=text)
-    if kind == "restart":
-        return p.Restart(job_id=job_id, attempt=attempt, entry=entry)
-    if kind == "tool":
-        return p.Tool(
-            job_id=job_id, attempt=attempt, entry=entry, name=text, summary=extra
-        )
-    if kind == "retry":
-        return p.Retrying(
-            job_id=job_id,
-            attempt=attempt,
-            entry=entry,
-            delay_ms=int(extra or 0),
-            reason=text,
-        )
-    if kind == "done":
-        message: dict[str, Any] = json.loads(text)
-        return p.Done(job_id=job_id, attempt=attempt, entry=entry, message=message)
-    if kind == "error":
-        return p.Error(
-            code=fields.get(b"c", b"job_failed").decode(),
-            message=text,
-            job_id=job_id,
-            entry=entry,
-        )
-    return None
+async def publish(queue: JobQueue, user_id: str, event: dict[str, Any]) -> None:
+    """Send `event` to every device of `user_id`, on every gateway.
+
+    Best effort, tried twice: after a Redis restart the first command on a
+    pooled connection fails, and a duplicate event is harmless (devices
+    apply changes by id and follow a job once). A device that still misses
+    one catches up with `pull`.
+    """
+    for attempt in (1, 2):
+        try:
+            await queue.announce(user_id, event)
+            return
+        except (RedisError, OSError) as exc:
+            if attempt == 2:
+                log.warning("could not publish a live event", extra={"error": str(exc)})
