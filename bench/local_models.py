@@ -38,8 +38,8 @@ PROMPTS = (
 
 
 async def one_model(path: str, max_tokens: int) -> None:
+    from grizz_core.providers.base import TextDelta
     from grizz_core.providers.local.provider import COMPACT_PERSONA, LocalProvider
-    from grizz_core.providers.openai_compat import TextDelta
 
     provider = LocalProvider(model=path, n_ctx=2048, threads=2, max_tokens=max_tokens)
     start = time.perf_counter()

@@ -33,7 +33,8 @@ from server_common import Server, percentile
 from websockets.asyncio.client import connect
 
 from grizz_core import protocol as p
-from grizz_core.providers.openai_compat import OpenAICompatProvider, TextDelta
+from grizz_core.providers.base import TextDelta
+from grizz_core.providers.openai_compat import OpenAICompatProvider
 
 
 async def direct_round(provider: OpenAICompatProvider, n: int) -> list[float]:

@@ -147,7 +147,7 @@ def _memory_path() -> Path:
 
 async def _consume(session, prompt, images, options, writer) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     from grizz_core.companion.session import ReplyFinished, ToolUsed, UserMessageStored
-    from grizz_core.providers.openai_compat import TextDelta
+    from grizz_core.providers.base import TextDelta
 
     result: dict[str, Any] = {}
     async for event in session.send(prompt, attachments=images, stream=options.stream):

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from grizz_core.companion.ports import ChatStore
 from grizz_core.companion.session import ChatSession, make_session_for
+from grizz_core.providers.base import Provider
 from grizz_core.providers.factory import local_fallback, local_ready, needs_key
 from grizz_core.providers.factory import make_provider as build_provider
-from grizz_core.providers.openai_compat import Provider
 from grizz_tui.config import Settings
 
 __all__ = [

@@ -28,7 +28,7 @@ from grizz_core.companion.ports import ChatStore
 from grizz_core.companion.tools import TOOL_SPECS, run_tool
 from grizz_core.domain import Attachment, Message, Role, Status
 from grizz_core.errors import GrizzError
-from grizz_core.providers.openai_compat import Provider, StreamEnd, TextDelta
+from grizz_core.providers.base import Provider, StreamEnd, TextDelta
 from grizz_core.settings import ProviderSettings
 
 MAX_TOOL_ROUNDS = 4
@@ -291,15 +291,14 @@ def make_session_for(
     """A session whose context fits the provider (a local model's window and
     compact persona, when the provider declares them), in time zone `tz`."""
     budget = settings.context_tokens
-    window = getattr(provider, "prompt_budget", None)
-    if isinstance(window, int) and window > 0:
+    window = provider.prompt_budget
+    if window is not None and window > 0:
         budget = min(budget, window)
-    persona = getattr(provider, "persona", None)
     return ChatSession(
         store,
         provider,
         tz=tz,
         context_tokens=budget,
         tools=settings.tools,
-        persona=persona if isinstance(persona, str) and persona else PERSONA,
+        persona=provider.persona or PERSONA,
     )

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from grizz_core.companion.ports import ChatStore
-from grizz_core.providers.openai_compat import ToolCall
+from grizz_core.providers.base import ToolCall
 
 TOOL_SPECS: list[dict[str, Any]] = [
     {

@@ -1,10 +1,10 @@
 """The aiohttp transport of `OpenAICompatProvider`: the server worker's.
 
-Why a second transport (provider.py): streaming one reply through the
+Why a second transport (`openai_compat`): streaming one reply through the
 provider costs a third to a quarter of httpx's CPU with aiohttp (figures in
-provider.py). Why not everywhere: import time. Measured with
+`openai_compat`). Why not everywhere: import time. Measured with
 `python -X importtime` on the 2-core development machine (best of 7):
-`import httpx` ~50 ms (with its CLI stubbed, as provider.py does), `import
+`import httpx` ~50 ms (with its CLI stubbed, as `httpx_transport` does), `import
 aiohttp` ~145 ms on its own and ~100 ms more once httpx is loaded. `grizz ask`
 pays every import it makes, so the client stays on httpx and this module (and
 aiohttp) is imported only by a provider built with `http="aiohttp"`.
@@ -16,6 +16,8 @@ the TCP connect up to 15 s, each read up to `timeout`), idle connections kept
 5 s, the proxy from HTTP(S)_PROXY / NO_PROXY (read once; not ALL_PROXY or
 SOCKS), httpx's trust store (certifi, or SSL_CERT_FILE / SSL_CERT_DIR), and
 its errors sorted into the same four kinds.
+
+Must not import: the client (`openai_compat`); httpx only for its trust store.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ import aiohttp
 from aiohttp.helpers import get_env_proxy_for_url
 from yarl import URL
 
-from grizz_core.providers.openai_compat import Failure, _reason
+from grizz_core.providers.errors import reason
+from grizz_core.providers.transport import Failure
 
 # Most specific first: ClientConnectorError is a ClientOSError (a "broken"
 # error below) and ConnectionTimeoutError a TimeoutError.
@@ -124,13 +127,13 @@ class AiohttpTransport:
         if isinstance(exc, _CONNECT):
             return "connect", _connect_reason(exc)
         if isinstance(exc, TimeoutError):  # ServerTimeoutError, SocketTimeoutError
-            return "timeout", _reason(exc)
+            return "timeout", reason(exc)
         if isinstance(exc, _BROKEN):
             return "broken", _broken_reason(exc)
         if isinstance(exc, aiohttp.NonHttpUrlClientError | aiohttp.InvalidURL):
-            return "other", _reason(ValueError(f"unsupported URL {exc}"))
+            return "other", reason(ValueError(f"unsupported URL {exc}"))
         if isinstance(exc, aiohttp.ClientError):
-            return "other", _reason(exc)
+            return "other", reason(exc)
         return None
 
 
@@ -140,17 +143,17 @@ def _connect_reason(exc: Exception) -> str:
     if isinstance(cause, ConnectionRefusedError):
         return "connection refused"
     if isinstance(cause, OSError) and str(cause):
-        return _reason(cause)
-    return _reason(exc)
+        return reason(cause)
+    return reason(exc)
 
 
 def _broken_reason(exc: Exception) -> str:
     """aiohttp's message without the URL and the wrapped exception's repr."""
     if isinstance(exc, aiohttp.ClientResponseError) and exc.message:
-        return _reason(ValueError(exc.message))
+        return reason(ValueError(exc.message))
     if isinstance(exc, aiohttp.ClientPayloadError):
-        return _reason(ValueError(str(exc).partition(": <")[0]))
-    return _reason(exc)
+        return reason(ValueError(str(exc).partition(": <")[0]))
+    return reason(exc)
 
 
 class AiohttpResponse:

@@ -20,7 +20,8 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from grizz_core.errors import ConfigError
-from grizz_core.providers.openai_compat import OpenAICompatProvider, Provider
+from grizz_core.providers.base import Provider
+from grizz_core.providers.openai_compat import OpenAICompatProvider
 from grizz_core.settings import ProviderSettings
 
 OPENAI_HOSTS = ("api.openai.com",)

@@ -26,7 +26,7 @@ from redis.asyncio import Redis
 from grizz_core.companion.session import ReplyFinished, ToolUsed, make_session_for
 from grizz_core.domain import Message, Role, Status, utc_now
 from grizz_core.errors import StoreError
-from grizz_core.providers.openai_compat import Provider, TextDelta
+from grizz_core.providers.base import Provider, TextDelta
 from grizz_server.queue.jobs import Attempt, Entry, JobQueue
 from grizz_server.settings import ServerSettings
 from grizz_server.store import ServerStore, UserStore

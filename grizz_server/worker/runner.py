@@ -33,7 +33,7 @@ from grizz_core.errors import (
     StoreError,
 )
 from grizz_core.protocol import JOB_FAILED
-from grizz_core.providers.openai_compat import Provider
+from grizz_core.providers.base import Provider
 from grizz_server import keys
 from grizz_server.aio import check_cancelled, settle_heap
 from grizz_server.queue.jobs import Attempt, Delivery, JobQueue, connect_redis

@@ -21,7 +21,7 @@ from grizz_tui.config import Settings, load_settings
 
 if TYPE_CHECKING:
     from grizz_core.companion.session import ChatSession
-    from grizz_core.providers.openai_compat import Provider
+    from grizz_core.providers.base import Provider
     from grizz_tui.store.db import Database
     from grizz_tui.store.local import LocalChatStore
 
@@ -155,8 +155,7 @@ class Backend:
             ConfigError: no key for a provider that needs one.
         """
         self.session()
-        provider = self._provider
-        return hasattr(provider, "load") and getattr(provider, "info", 1) is None
+        return self._provider is not None and self._provider.needs_loading
 
     async def load_model(self, progress: Callable[[str, float | None], None]) -> None:
         """Load the local provider's model in its worker thread (no-op otherwise).
@@ -167,9 +166,8 @@ class Backend:
             ConfigError: the `local` extra or its model is not installed.
             ProviderError: corrupt model file, not enough memory.
         """
-        load = getattr(self._provider, "load", None) if self.model_pending() else None
-        if load is not None:
-            await load(progress)
+        if self.model_pending() and self._provider is not None:
+            await self._provider.load(progress)
 
     @staticmethod
     def import_core() -> None:
@@ -214,7 +212,8 @@ async def check_connection(settings: Settings, api_key: str | None = None) -> st
         GrizzError: with the provider's one-line reason (bad key, unknown
             model, unreachable host).
     """
-    from grizz_core.providers.openai_compat import OpenAICompatProvider, StreamEnd
+    from grizz_core.providers.base import StreamEnd
+    from grizz_core.providers.openai_compat import OpenAICompatProvider
     from grizz_tui.config import replace
     from grizz_tui.factory import make_provider
 

@@ -15,8 +15,8 @@ from grizz_core import days
 from grizz_core.companion.session import ReplyFinished
 from grizz_core.domain import Status
 from grizz_core.errors import ProviderError
+from grizz_core.providers.base import StreamEnd, StreamEvent, TextDelta
 from grizz_core.providers.local.provider import COMPACT_PERSONA, LocalProvider
-from grizz_core.providers.openai_compat import StreamEnd, StreamEvent, TextDelta
 from grizz_tui.config import load_settings
 from grizz_tui.factory import make_session
 from grizz_tui.store import conversations as conv

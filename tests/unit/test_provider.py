@@ -17,11 +17,8 @@ from pathlib import Path
 import pytest
 
 from grizz_core.errors import AuthError, ProviderError
-from grizz_core.providers.openai_compat import (
-    OpenAICompatProvider,
-    StreamEnd,
-    TextDelta,
-)
+from grizz_core.providers.base import StreamEnd, TextDelta
+from grizz_core.providers.openai_compat import OpenAICompatProvider
 from tests.fakes.openai_server import (
     FakeOpenAI,
     Hang,
@@ -41,11 +38,15 @@ def http(request: pytest.FixtureRequest) -> str:
 
 
 def make(fake: FakeOpenAI, http: str, **kw: object) -> OpenAICompatProvider:
-    options: dict[str, object] = {"max_retries": 2, "retry_delay": 0.01, "timeout": 5.0}
+    options: dict[str, object] = {
+        "model": "m",
+        "max_retries": 2,
+        "retry_delay": 0.01,
+        "timeout": 5.0,
+    }
     options.update(kw)
     return OpenAICompatProvider(
         base_url=fake.base_url,
-        model="m",
         api_key="sk-x",
         http=http,
         **options,  # type: ignore[arg-type]
@@ -99,6 +100,38 @@ async def test_non_streaming_request(fake_openai: FakeOpenAI, http: str) -> None
     text, end = await collect(make(fake_openai, http), stream=False)
     assert text == "all at once" and end.finish_reason == "stop"
     assert "stream" not in fake_openai.requests[0]
+
+
+@pytest.mark.parametrize("stream", [True, False])
+@pytest.mark.parametrize("model", ["o1", "o3-mini", "o4-mini", "gpt-5", "GPT-5-mini"])
+async def test_reasoning_model_gets_max_completion_tokens_and_no_temperature(
+    fake_openai: FakeOpenAI, http: str, model: str, stream: bool
+) -> None:
+    fake_openai.enqueue(Text("thought it through"))
+    provider = make(fake_openai, http, model=model, max_tokens=64, temperature=0.2)
+    text, _ = await collect(provider, stream=stream)
+    assert text == "thought it through"
+    body = fake_openai.requests[0]
+    assert body["model"] == model and body["max_completion_tokens"] == 64
+    assert "max_tokens" not in body and "temperature" not in body
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_other_models_keep_max_tokens_and_temperature(
+    fake_openai: FakeOpenAI, http: str, stream: bool
+) -> None:
+    fake_openai.enqueue(Text("as ever"))
+    provider = make(
+        fake_openai, http, model="gpt-4o-mini", max_tokens=64, temperature=0.2
+    )
+    await collect(provider, stream=stream)
+    body = fake_openai.requests[0]
+    assert body["max_tokens"] == 64 and body["temperature"] == 0.2
+    assert "max_completion_tokens" not in body
+    expected = {"model", "messages", "max_tokens", "temperature"}
+    if stream:
+        expected |= {"stream", "stream_options"}
+    assert set(body) == expected
 
 
 async def test_retries_5xx_then_succeeds(fake_openai: FakeOpenAI, http: str) -> None:
@@ -296,7 +329,7 @@ async def test_sse_split_across_network_reads(http: str) -> None:
 
 
 def test_line_splitter_at_every_split_point() -> None:
-    from grizz_core.providers.openai_compat import LineSplitter
+    from grizz_core.providers.sse import LineSplitter
 
     text = "a\r\nb\rc\n\r\n\rd\r\re"
     expected = ["a", "b", "c", "", "", "d", "", "e"]
@@ -354,12 +387,12 @@ def test_the_client_does_not_import_aiohttp() -> None:
 
 
 def test_a_large_pool_is_split_into_small_ones() -> None:
-    from grizz_core.providers.openai_compat import POOL_SHARD, _pool_limits
+    from grizz_core.providers.httpx_transport import POOL_SHARD, pool_limits
 
-    assert len(_pool_limits(0)) == 1  # grizz ask and the app: httpx's defaults
-    shards = _pool_limits(64)
+    assert len(pool_limits(0)) == 1  # grizz ask and the app: httpx's defaults
+    shards = pool_limits(64)
     assert len(shards) == 64 // POOL_SHARD
     assert sum(limits.max_connections or 0 for limits in shards) == 64
     assert all(
-        (limits.max_connections or 0) <= POOL_SHARD for limits in _pool_limits(13)
+        (limits.max_connections or 0) <= POOL_SHARD for limits in pool_limits(13)
     )

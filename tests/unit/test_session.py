@@ -17,7 +17,8 @@ from grizz_core.companion.session import (
 )
 from grizz_core.domain import Role, Status
 from grizz_core.errors import ProviderError
-from grizz_core.providers.openai_compat import OpenAICompatProvider, TextDelta
+from grizz_core.providers.base import TextDelta
+from grizz_core.providers.openai_compat import OpenAICompatProvider
 from grizz_tui.store import conversations as conv
 from grizz_tui.store import memory as mem
 from grizz_tui.store.db import Database

@@ -22,19 +22,16 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from grizz_core import paths
 from grizz_core.errors import ConfigError, ProviderError
+from grizz_core.providers.base import Progress
 
 INSTALL_HINT = "install grizz[local] (pip install 'grizz[local]')"
 GGUF_MAGIC = b"GGUF"
 CHUNK = 8 << 20
-
-Progress = Callable[[str, float | None], None]
-"""Called with (what is happening, fraction done or None); from a worker thread."""
 
 
 @dataclass(frozen=True)

@@ -30,11 +30,10 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from grizz_core.errors import GrizzError, ProviderError
+from grizz_core.providers.base import Progress, StreamEnd, StreamEvent, TextDelta
 from grizz_core.providers.local import models as local_models
 from grizz_core.providers.local.cache import PrefixCache
-from grizz_core.providers.local.models import Progress
 from grizz_core.providers.local.runtime import LoadInfo
-from grizz_core.providers.openai_compat import StreamEnd, StreamEvent, TextDelta
 
 COMPACT_PERSONA = """\
 You are Grizz, a warm, honest AI companion: a friendly bear who lives in the \
@@ -82,6 +81,7 @@ class LocalProvider:
         self.temperature = 0.7 if temperature is None else temperature
         self.threads = threads
         self.persona = COMPACT_PERSONA
+        """Its compact persona, without tool instructions (module doc)."""
         self.info: LoadInfo | None = None
         self.prefix_cache: PrefixCache | None = None
         """The last reply's persona-prefix cache (local_cache.py)."""
@@ -96,6 +96,11 @@ class LocalProvider:
     def prompt_budget(self) -> int:
         """Tokens the context assembly may use: the window less the reply room."""
         return self.context_window - self.max_tokens
+
+    @property
+    def needs_loading(self) -> bool:
+        """The model was never loaded (`load()` ahead of the first reply)."""
+        return self.info is None
 
     async def load(self, progress: Progress | None = None) -> LoadInfo:
         """Load the model in a worker thread (once); returns what was loaded.

@@ -31,8 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from grizz_core.errors import ConfigError, ProviderError
+from grizz_core.providers.base import Progress
 from grizz_core.providers.local import models as local_models
-from grizz_core.providers.local.models import INSTALL_HINT, ModelFile, Progress
+from grizz_core.providers.local.models import INSTALL_HINT, ModelFile
 
 MiB = 1 << 20
 COMPUTE_OVERHEAD = 160 * MiB

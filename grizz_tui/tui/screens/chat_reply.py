@@ -129,7 +129,7 @@ class ChatReplies:
             ToolUsed,
             UserMessageStored,
         )
-        from grizz_core.providers.openai_compat import TextDelta
+        from grizz_core.providers.base import TextDelta
 
         view: MessageView | None = None
         error = ""
