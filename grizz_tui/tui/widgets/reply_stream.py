@@ -119,6 +119,19 @@ class ReplyStream(Widget):
         self.worker: Worker[None] | None = None
         """The last reply's worker (None before the first send)."""
 
+    @on(Worker.StateChanged)
+    def _worker_failed(self, event: Worker.StateChanged) -> None:
+        """An unexpected error in a worker: a notice, never a crash."""
+        if event.state != WorkerState.ERROR:
+            return
+        error = event.worker.error
+        reason = f"{type(error).__name__}: {error}"
+        if event.worker.group == "reply":
+            self.post_message(self.Stopped())
+            self.post_message(self.Failed(reason))
+        else:
+            self.notify(reason, title="Something went wrong", severity="error")
+
     @property
     def running(self) -> bool:
         return self.worker is not None and self.worker.is_running
@@ -133,19 +146,6 @@ class ReplyStream(Widget):
             return False
         self.worker.cancel()
         return True
-
-    @on(Worker.StateChanged)
-    def _worker_failed(self, event: Worker.StateChanged) -> None:
-        """An unexpected error in a worker: a notice, never a crash."""
-        if event.state != WorkerState.ERROR:
-            return
-        error = event.worker.error
-        reason = f"{type(error).__name__}: {error}"
-        if event.worker.group == "reply":
-            self.post_message(self.Stopped())
-            self.post_message(self.Failed(reason))
-        else:
-            self.notify(reason, title="Something went wrong", severity="error")
 
     # -- workers ---------------------------------------------------------------
     @work(exclusive=True, group="reply", exit_on_error=False)
