@@ -15,21 +15,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from textual.app import App, SystemCommand
+from textual.binding import Binding
 
 from grizz_core.errors import GrizzError
 from grizz_tui.config import Settings, load_settings
 from grizz_tui.tui.backend import Backend
+from grizz_tui.tui.keys import keymap_from
 from grizz_tui.tui.screens.chat import ChatScreen
 
 if TYPE_CHECKING:
     from textual.screen import Screen
 
-MESSAGE_KEYS = ("copy", "copy_code", "delete", "edit")
-"""`tui.keys.*` names bound on a focused message (binding id `message.<name>`)."""
+__all__ = ["GrizzApp", "keymap_from", "make_app"]
 
 
 class GrizzApp(App[int]):
-    """Grizz in the terminal: today's conversation, memory, search, days."""
+    """Grizz in the terminal: today's conversation, memory, search, days.
+
+    It is the `ChatHost` of its chat screen (setup, memory, help).
+    """
 
     CSS_PATH = "grizz.tcss"
     TITLE = "Grizz"
@@ -61,8 +65,8 @@ class GrizzApp(App[int]):
         """The chat screen (the bottom of the screen stack)."""
         return self._chat
 
-    def get_default_screen(self) -> Screen:  # type: ignore[type-arg]
-        self._chat = ChatScreen(day=self.start_day)
+    def get_default_screen(self) -> ChatScreen:
+        self._chat = ChatScreen(self, day=self.start_day)
         return self._chat
 
     def on_mount(self) -> None:
@@ -113,10 +117,7 @@ class GrizzApp(App[int]):
         except GrizzError as exc:
             self.notify(str(exc), title="Settings", severity="error")
             return
-        self.chat.status.provider = self.backend.provider_label()
-        views = self.chat.conversation.views
-        if views and str(views[-1].message.role) == "user":
-            self.notify("Press Ctrl+R for Grizz's answer to your last message.")
+        self.chat.settings_reloaded()
 
     def open_memory(self, *, focus_id: str | None = None) -> None:
         from grizz_tui.tui.screens.memory import MemoryScreen
@@ -124,7 +125,7 @@ class GrizzApp(App[int]):
         self.push_screen(MemoryScreen(self.backend.db, focus_id=focus_id))
 
     # -- palette and help ------------------------------------------------------
-    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:  # type: ignore[type-arg]
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         chat = self.chat
         if screen is chat:
             yield SystemCommand(
@@ -161,7 +162,9 @@ class GrizzApp(App[int]):
                 chat.action_undo_memory,
             )
             yield SystemCommand("Go to day", "Read an earlier day", chat.action_days)
-            yield SystemCommand("Today", "Back to today's conversation", self._go_today)
+            yield SystemCommand(
+                "Today", "Back to today's conversation", chat.show_today
+            )
             yield SystemCommand(
                 "Search", "Search all days and memory", chat.action_search
             )
@@ -173,20 +176,10 @@ class GrizzApp(App[int]):
             "Provider, model and API key",
             lambda: self.open_setup(first_run=False),
         )
-        yield SystemCommand("Help", "All key bindings", self._help)
+        yield SystemCommand("Help", "All key bindings", self.show_help)
         yield from super().get_system_commands(screen)
 
-    def _go_today(self) -> None:
-        chat = self.chat
-        if chat.today:
-            chat.run_worker(
-                chat.load_day(chat.today),
-                group="load",
-                exclusive=True,
-                exit_on_error=False,
-            )
-
-    def _help(self) -> None:
+    def show_help(self) -> None:
         from grizz_tui.tui.screens.help import HelpScreen
 
         self.push_screen(HelpScreen(self.binding_rows()))
@@ -209,19 +202,10 @@ class GrizzApp(App[int]):
             ("memory", MemoryScreen.BINDINGS),
         ):
             for binding in bindings:
-                key = self._keymap.get(binding.id or "", binding.key)  # type: ignore[union-attr]
-                rows.append((key, binding.description or binding.action, where))  # type: ignore[union-attr]
+                if isinstance(binding, Binding):
+                    key = self._keymap.get(binding.id or "", binding.key)
+                    rows.append((key, binding.description or binding.action, where))
         return rows
-
-
-def keymap_from(settings: Settings) -> dict[str, str]:
-    """{binding id: keys} from the `tui.keys.*` settings (config file / env)."""
-    keymap: dict[str, str] = {}
-    for name, keys in settings.tui_keys.items():
-        keys = keys.strip()
-        if keys:
-            keymap[f"message.{name}" if name in MESSAGE_KEYS else name] = keys
-    return keymap
 
 
 def make_app(

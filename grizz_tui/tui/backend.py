@@ -21,6 +21,7 @@ from grizz_tui.config import Settings, load_settings
 
 if TYPE_CHECKING:
     from grizz_core.companion.session import ChatSession
+    from grizz_core.domain import Message
     from grizz_core.providers.base import Provider
     from grizz_tui.store.db import Database
     from grizz_tui.store.local import LocalChatStore
@@ -77,6 +78,37 @@ class Backend:
             self.open_store()
         assert self._store is not None
         return self._store
+
+    # -- what the chat screen reads and changes ---------------------------------
+    def read_day(self, day: str) -> tuple[list[Message], dict[str, list[str]]]:
+        """`day`'s messages, and the attachment names of each user message."""
+        from grizz_tui.store import conversations as conv
+
+        db = self.db
+        found = conv.get_conversation(db, day)
+        messages = conv.messages_of(db, found.id) if found is not None else []
+        files = {
+            m.id: names
+            for m in messages
+            if str(m.role) == "user"
+            and (names := [a.name for a in conv.attachments_of(db, m.id)])
+        }
+        return messages, files
+
+    def delete_message(self, message_id: str) -> None:
+        """Tombstone one message."""
+        from grizz_tui.store.conversations import delete_message
+
+        delete_message(self.db, message_id)
+
+    def undo_memory_change(self, tool: str, memory_id: str) -> None:
+        """Undo a `remember` (delete the note) or a `forget` (restore it)."""
+        from grizz_tui.store import memory
+
+        if tool == "remember":
+            memory.delete_memory(self.db, memory_id)
+        else:
+            memory.restore_memory(self.db, memory_id)
 
     # -- provider and session --------------------------------------------------
     def provider_label(self) -> str:

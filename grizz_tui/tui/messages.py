@@ -1,4 +1,5 @@
-"""App-level facts the chat screen posts (past tense), for the app and tests.
+"""App-level facts the chat screen posts (past tense), for the app and tests,
+and the actions a message on screen asks for.
 
 Must not import: the store or the core at module level.
 """
@@ -11,6 +12,7 @@ from textual.message import Message
 
 if TYPE_CHECKING:
     from grizz_core.domain import Message as StoredMessage
+    from grizz_tui.tui.widgets.message_view import MessageView
 
 
 class DayShown(Message):
@@ -41,3 +43,36 @@ class ModelLoading(Message):
     def __init__(self, text: str) -> None:
         super().__init__()
         self.text = text
+
+
+class MessageAction(Message):
+    """The user asked for something to be done to one message on screen.
+
+    Posted by `MessageView` (its keys, or the palette through it). Declared
+    here rather than nested in `MessageView`, so that the chat screen can
+    handle them without importing Textual's Markdown before the first frame.
+    """
+
+    def __init__(self, view: MessageView) -> None:
+        super().__init__()
+        self.view = view
+
+    @property
+    def control(self) -> MessageView:
+        return self.view
+
+
+class CopyRequested(MessageAction):
+    """Copy the message's text."""
+
+
+class CopyCodeRequested(MessageAction):
+    """Copy the message's next code block."""
+
+
+class DeleteRequested(MessageAction):
+    """Delete the message (after confirming)."""
+
+
+class EditRequested(MessageAction):
+    """Edit the message and send it again (only the last one of today)."""

@@ -1,4 +1,4 @@
-"""The composer: a growing text area where Enter sends.
+"""The composer: a growing text area where Enter sends, and its hint line.
 
 Enter posts `Composer.Submitted`; the configured newline key (`tui.newline_key`,
 default Ctrl+J) inserts a line break. Many terminals send the same bytes for
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from textual import events
 from textual.message import Message
-from textual.widgets import TextArea
+from textual.widgets import Static, TextArea
 
 
 class Composer(TextArea):
@@ -79,3 +79,24 @@ class Composer(TextArea):
             self.post_message(self.EditLastRequested())
             return
         await super()._on_key(event)
+
+
+class ComposeHint(Static):
+    """What the next send does besides sending: resend an edit, attach images.
+
+    Hidden while there is nothing to say.
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__("", id=id)
+        self.display = False
+
+    def show(self, *, editing: bool, files: list[str]) -> None:
+        """Show the edit-mode line and/or the images waiting to be sent."""
+        parts = []
+        if editing:
+            parts.append("✎ Editing your last message · Enter resends · Esc cancels")
+        if files:
+            parts.append("📎 " + ", ".join(files) + " (sent with your message)")
+        self.update("\n".join(parts))
+        self.display = bool(parts)

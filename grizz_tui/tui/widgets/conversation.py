@@ -19,6 +19,8 @@ from textual.containers import VerticalScroll
 from textual.widgets import Button, Static
 
 if TYPE_CHECKING:
+    from textual.app import ComposeResult
+
     from grizz_core.domain import Message
     from grizz_tui.tui.widgets.message_view import MessageView
 
@@ -40,7 +42,7 @@ class Conversation(VerticalScroll, can_focus=False):
         self._earlier: list[Message] = []
         self._files: dict[str, list[str]] = {}
 
-    def compose(self):  # type: ignore[no-untyped-def]
+    def compose(self) -> ComposeResult:
         yield Static(GREETING, id="greeting")
 
     @property

@@ -14,11 +14,18 @@ import asyncio
 from typing import TYPE_CHECKING, ClassVar
 
 from textual import on
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Vertical
 from textual.content import Content
-from textual.message import Message as TextualMessage
 from textual.widgets import Markdown, Static
+
+from grizz_tui.tui.keys import rebindable
+from grizz_tui.tui.messages import (
+    CopyCodeRequested,
+    CopyRequested,
+    DeleteRequested,
+    EditRequested,
+)
 
 if TYPE_CHECKING:
     from textual.app import ComposeResult
@@ -54,37 +61,15 @@ class MessageView(Vertical, can_focus=True):
     """A stored message: `You` or `Grizz`, a status badge, the text."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("c", "copy", "Copy", id="message.copy", tooltip="Copy this message."),
-        Binding(
-            "k",
+        rebindable("copy", "Copy", tooltip="Copy this message."),
+        rebindable(
             "copy_code",
             "Copy code",
-            id="message.copy_code",
             tooltip="Copy the next code block of this message.",
         ),
-        Binding(
-            "d", "delete", "Delete", id="message.delete", tooltip="Delete this message."
-        ),
-        Binding(
-            "e",
-            "edit",
-            "Edit",
-            id="message.edit",
-            tooltip="Edit your last message and send it again.",
-        ),
+        rebindable("delete", "Delete", tooltip="Delete this message."),
+        rebindable("edit", "Edit", tooltip="Edit your last message and send it again."),
     ]
-
-    class Action(TextualMessage):
-        """The user asked to copy, delete or edit a message."""
-
-        def __init__(self, view: MessageView, verb: str) -> None:
-            super().__init__()
-            self.view = view
-            self.verb = verb
-
-        @property
-        def control(self) -> MessageView:
-            return self.view
 
     def __init__(
         self,
@@ -118,6 +103,11 @@ class MessageView(Vertical, can_focus=True):
             yield Static(
                 Content("📎 " + ", ".join(self.files)), classes="message-files"
             )
+
+    @on(Markdown.LinkClicked)
+    def _link(self, event: Markdown.LinkClicked) -> None:
+        event.stop()
+        self.app.open_url(event.href)
 
     def _header(self) -> Content:
         who = "🐻 Grizz" if self.is_reply else "You"
@@ -190,18 +180,13 @@ class MessageView(Vertical, can_focus=True):
         return block
 
     def action_copy(self) -> None:
-        self.post_message(self.Action(self, "copy"))
+        self.post_message(CopyRequested(self))
 
     def action_copy_code(self) -> None:
-        self.post_message(self.Action(self, "copy_code"))
+        self.post_message(CopyCodeRequested(self))
 
     def action_delete(self) -> None:
-        self.post_message(self.Action(self, "delete"))
+        self.post_message(DeleteRequested(self))
 
     def action_edit(self) -> None:
-        self.post_message(self.Action(self, "edit"))
-
-    @on(Markdown.LinkClicked)
-    def _link(self, event: Markdown.LinkClicked) -> None:
-        event.stop()
-        self.app.open_url(event.href)
+        self.post_message(EditRequested(self))

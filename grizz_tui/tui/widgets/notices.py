@@ -1,4 +1,6 @@
-"""In-chat notices: a provider error with Retry, a memory change with Undo.
+"""In-chat notices: a provider error with Retry, a memory change with Undo,
+and `Notices`, the strip above the composer that holds them (and undoes a
+memory change when asked; Retry goes up to the screen).
 
 They live between the messages and the composer, so the user sees them where
 they are looking; they are widgets, not toasts, because they carry a button.
@@ -11,13 +13,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from textual import on
-from textual.containers import Horizontal
+from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.message import Message
 from textual.widgets import Button, Static
 
 if TYPE_CHECKING:
     from textual.app import ComposeResult
+
+    from grizz_tui.tui.backend import Backend
 
 
 class ErrorNotice(Horizontal):
@@ -71,3 +75,55 @@ class MemoryNotice(Horizontal):
     def _undo(self, event: Button.Pressed) -> None:
         event.stop()
         self.post_message(self.UndoPressed(self))
+
+
+class Notices(Vertical):
+    """The notices between the messages and the composer (one of each kind)."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self.backend = backend
+        """Where a memory change is undone."""
+
+    @on(MemoryNotice.UndoPressed)
+    async def _undo_pressed(self, event: MemoryNotice.UndoPressed) -> None:
+        event.stop()
+        await self.undo(event.notice)
+
+    async def show_error(self, reason: str, *, retry: bool = True) -> None:
+        """Replace any error notice with one for `reason`."""
+        await self.query(".notice.-error").remove()
+        await self.mount(ErrorNotice(reason, retry=retry))
+
+    def clear_errors(self) -> None:
+        for notice in self.query(".notice.-error"):
+            notice.remove()
+
+    async def show_memory_change(self, tool: str, summary: str, memory_id: str) -> None:
+        """Replace any memory notice with one for this change."""
+        await self.query(".notice.-memory").remove()
+        await self.mount(MemoryNotice(tool, summary, memory_id))
+
+    async def undo_last(self) -> None:
+        """Undo the memory change on screen, if there is one."""
+        notices = list(self.query(MemoryNotice))
+        if not notices:
+            self.notify("There is no memory change to undo.")
+            return
+        await self.undo(notices[-1])
+
+    async def undo(self, notice: MemoryNotice) -> None:
+        """Undo `notice`'s change (forget what was remembered, or restore)."""
+        self.backend.undo_memory_change(notice.tool, notice.memory_id)
+        if notice.tool == "remember":
+            self.notify("Undone: Grizz forgot that again.")
+        else:
+            self.notify("Undone: the note is back.")
+        await notice.remove()

@@ -5,8 +5,11 @@ Must not import: the store or the core.
 
 from __future__ import annotations
 
+import time
+
 from textual.content import Content
 from textual.reactive import reactive
+from textual.timer import Timer
 from textual.widgets import Static
 
 
@@ -22,6 +25,18 @@ class StatusBar(Static):
     hints: reactive[str] = reactive("")
     """Key hints (`Enter send · ctrl+j newline · F1 help`)."""
 
+    def __init__(
+        self,
+        *,
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self._started = 0.0
+        self._clock: Timer | None = None
+        """Ticks `elapsed` while a reply streams."""
+
     def render(self) -> Content:
         parts = [p for p in (self.provider, self.usage, self.elapsed) if p]
         left = Content(" · ".join(parts))
@@ -34,3 +49,23 @@ class StatusBar(Static):
             self.usage = ""
             return
         self.usage = f"↑{sent or 0} ↓{got or 0} tokens"
+
+    def start_clock(self, *, tick: bool = True) -> None:
+        """A reply started: clear `elapsed`, then count up (when `tick`)."""
+        self._started = time.monotonic()
+        self.elapsed = ""
+        if tick:
+            self._clock = self.set_interval(0.2, self._tick)
+
+    def _tick(self) -> None:
+        self.elapsed = f"{time.monotonic() - self._started:.1f} s"
+
+    def stop_clock(self) -> None:
+        clock, self._clock = self._clock, None
+        if clock is not None:
+            clock.stop()
+
+    def show_finished(self, usage: dict[str, int], elapsed: float) -> None:
+        """A reply completed: its token counts and how long it took."""
+        self.show_usage(usage)
+        self.elapsed = f"{elapsed:.1f} s"
