@@ -16,7 +16,7 @@ import asyncio
 import datetime as dt
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,7 +97,7 @@ class ChatSession:
         *,
         attachments: Sequence[Attachment] = (),
         stream: bool = True,
-    ) -> AsyncIterator[SessionEvent]:
+    ) -> AsyncGenerator[SessionEvent, None]:
         """Store `text` in today's conversation, then stream Grizz's reply."""
         day = days.today(self.tz)
         conversation_id = await self.store.ensure_day(day, days.tz_name(self.tz))
@@ -118,7 +118,7 @@ class ChatSession:
         reply_id: str | None = None,
         stream: bool = True,
         metadata: dict[str, Any] | None = None,
-    ) -> AsyncIterator[SessionEvent]:
+    ) -> AsyncGenerator[SessionEvent, None]:
         """Stream and persist a reply to an already stored user message.
 
         `reply_id` lets the server derive the id from its job, so a redelivered

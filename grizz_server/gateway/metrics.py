@@ -60,7 +60,10 @@ async def queue_gauges(redis: Redis) -> dict[str, float]:
     """Queue depth, pending, delayed and dead jobs, live workers (NaN: Redis down)."""
     try:
         pipe = redis.pipeline(transaction=False)
-        pipe.zcard(keys.INFLIGHT).zcard(keys.DELAYED).xlen(keys.DLQ).xlen(keys.JOBS)
+        pipe.zcard(keys.INFLIGHT)
+        pipe.zcard(keys.DELAYED)
+        pipe.xlen(keys.DLQ)
+        pipe.xlen(keys.JOBS)
         inflight, delayed, dead, backlog = await pipe.execute()
         pending = 0
         with contextlib.suppress(RedisError):

@@ -41,7 +41,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -115,7 +115,7 @@ class JobStreams:
         marker = await self.redis.xadd(
             self.inbox, {"m": "start"}, maxlen=INBOX_MAXLEN, approximate=True
         )
-        self._inbox_id = marker.decode()
+        self._inbox_id = marker.decode() if isinstance(marker, bytes) else marker
         await self.redis.pexpire(self.inbox, INBOX_TTL_MS)
         self._tasks = [
             asyncio.create_task(self._run()),
@@ -244,11 +244,14 @@ class JobStreams:
         """Deliver the job's stream after the follower's cursor; True at its end."""
         key = keys.job_out(job_id)
         while True:
-            entries = await self.redis.xrange(
-                key,
-                f"({follower.cursor}" if follower.cursor != "0" else "-",
-                "+",
-                count=PAGE,
+            entries = cast(
+                "list[tuple[bytes, dict[bytes, bytes]]]",
+                await self.redis.xrange(
+                    key,
+                    f"({follower.cursor}" if follower.cursor != "0" else "-",
+                    "+",
+                    count=PAGE,
+                ),
             )
             for entry_id, fields in entries:
                 if await self._deliver(
@@ -289,8 +292,11 @@ class JobStreams:
                 await asyncio.sleep(0.5)
 
     async def _read_once(self) -> None:
-        reply = await self.redis.xread(
-            {self.inbox: self._inbox_id}, count=PAGE * 5, block=self.block_ms
+        reply = cast(
+            "list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]] | None",
+            await self.redis.xread(
+                {self.inbox: self._inbox_id}, count=PAGE * 5, block=self.block_ms
+            ),
         )
         for _key, entries in reply or []:
             self._inbox_id = entries[-1][0].decode()
