@@ -16,7 +16,6 @@ from grizz_server.store import ServerStore, StoreError, default_db_url
 from grizz_server.store.backend import Backend
 from grizz_server.store.engine import parse_url
 from grizz_server.store.migrations import LATEST, migrate
-from tests.server.conftest_store import *  # noqa: F403
 
 
 async def _dump(store: ServerStore, table: str) -> list[dict[str, object]]:
