@@ -311,18 +311,20 @@ async def test_redis_unavailable_is_logged_in_one_line(
 ) -> None:
     gateway = stack.gateway.gateway
     assert gateway is not None
-    with socket.socket() as sock:  # a port nothing listens on
+    # a port nothing listens on: held (bound, never listening) for the whole
+    # test, so no other process of a parallel run can take it meanwhile
+    with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         dead = sock.getsockname()[1]
-    dead_redis = Redis.from_url(f"redis://127.0.0.1:{dead}")
-    gateway.queue = JobQueue(dead_redis, stack.settings)
-    try:
-        device = await stack.device("alice")
-        refused = await device.request(p.Send(text="hello?"), p.Accepted)
-        assert isinstance(refused, p.Error) and refused.code == p.UNAVAILABLE
-        await device.close()
-    finally:
-        await dead_redis.aclose()
+        dead_redis = Redis.from_url(f"redis://127.0.0.1:{dead}")
+        gateway.queue = JobQueue(dead_redis, stack.settings)
+        try:
+            device = await stack.device("alice")
+            refused = await device.request(p.Send(text="hello?"), p.Accepted)
+            assert isinstance(refused, p.Error) and refused.code == p.UNAVAILABLE
+            await device.close()
+        finally:
+            await dead_redis.aclose()
     (record,) = [
         r
         for r in caplog.records

@@ -215,10 +215,11 @@ class TestErrors:
     async def test_unreachable_postgres_is_one_sentence(self) -> None:
         import socket
 
-        with socket.socket() as sock:
+        # bound, never listening, and held: refused, and no other process of
+        # a parallel run can take the port meanwhile
+        with socket.socket() as sock, pytest.raises(StoreError) as info:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
-        with pytest.raises(StoreError) as info:
             await ServerStore.open(f"postgresql://postgres:secretpw@127.0.0.1:{port}/x")
         message = str(info.value)
         assert message.startswith(f"Cannot reach PostgreSQL at 127.0.0.1:{port}/x")
