@@ -139,7 +139,10 @@ async def test_pull_never_returns_a_cursor_beyond_the_users(stack: Stack) -> Non
     page = await device.request(p.Pull(after=1_000_000), p.Changes)
     assert isinstance(page, p.Changes), page
     assert page.changes == [] and page.cursor == welcome.cursor == 0
-    await device.say("after the pull")
+    accepted = await device.say("after the pull")
+    # `done` comes after the reply is stored: pulled after it, the page's
+    # cursor is the user's last change (was racing the worker's write)
+    await device.finished(accepted.job_id)
     page = await device.request(p.Pull(after=page.cursor), p.Changes)
     assert [c["data"].get("content") for c in page.changes if c["entity"] == "messages"]
     assert (
