@@ -3,6 +3,8 @@
 The Redis process is session-scoped (one per xdist worker: its own free port
 and temporary directory, no persistence) and every test starts from an empty
 database. Tests that restart Redis start their own persistent one instead.
+The store fixtures (`store_url` on SQLite and PostgreSQL, `store`, …) live in
+`conftest_store.py`.
 """
 
 from __future__ import annotations
@@ -76,9 +78,15 @@ async def queue(aredis: Redis, fast_settings: ServerSettings) -> JobQueue:
 
 # -- a whole server in this process: store, gateway, worker -------------------
 
-from tests.server.conftest_store import _admin, pg_database, pg_server  # noqa: E402
+from tests.server.conftest_store import (  # noqa: E402
+    pg_database,
+    pg_server,
+    store,
+    store_url,
+    two_users,
+)
 
-__all__ = ["pg_database", "pg_server"]
+__all__ = ["pg_database", "pg_server", "store", "store_url", "two_users"]
 
 
 @dataclass
@@ -97,16 +105,6 @@ class Stack:
 
     async def device(self, user: str = "alice", **kwargs: Any) -> Device:
         return await Device(self.url, self.tokens[user], **kwargs).connect()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty server database on SQLite, then on PostgreSQL."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'server.db'}"
-    url: str = request.getfixturevalue("pg_database")
-    asyncio.run(_admin(url, "DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-    return url
 
 
 @pytest.fixture
@@ -211,10 +209,10 @@ async def stack(
 
 @pytest.fixture
 async def any_db_stack(
-    server_settings: ServerSettings, db_url: str, provider_env: Any
+    server_settings: ServerSettings, store_url: str, provider_env: Any
 ) -> AsyncIterator[Stack]:
     """Like `stack`, once on SQLite and once on PostgreSQL."""
-    running = await start_stack(dataclasses.replace(server_settings, db_url=db_url))
+    running = await start_stack(dataclasses.replace(server_settings, db_url=store_url))
     try:
         yield running
     finally:

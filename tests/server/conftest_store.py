@@ -7,8 +7,9 @@ every test starts from an empty `public` schema, so runs never collide.
 If PostgreSQL cannot be reached the PostgreSQL half of the suite errors: it is
 not skipped.
 
-Import the fixtures into a test module with
-`from tests.server.conftest_store import *  # noqa: F403`.
+`store_url` is the one store-URL fixture of the suite: the store tests, the
+admin commands and `any_db_stack` all take it. `tests/server/conftest.py`
+re-exports these fixtures to every server test.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import os
 import signal
 import subprocess
@@ -188,6 +189,26 @@ class Device:
         if self._reader is not None:
             with contextlib.suppress(BaseException):
                 await self._reader
+
+
+async def until(
+    check: Callable[[], Any], *, timeout: float = TIMEOUT, what: str = ""
+) -> Any:
+    """Wait until `check()` (sync, or returning an awaitable) is truthy.
+
+    A deterministic wait on a condition, never a fixed sleep: it returns as
+    soon as the condition holds and fails after `timeout` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or check}")
+        await asyncio.sleep(0.005)
 
 
 def _entry_key(entry: str) -> tuple[int, int]:

@@ -18,7 +18,6 @@ from typer.testing import CliRunner, Result
 
 from grizz_server.admin import tokens_app, users_app
 from grizz_server.store import ServerStore
-from tests.server.conftest_store import *  # noqa: F403
 
 cli = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 cli.add_typer(users_app, name="users")

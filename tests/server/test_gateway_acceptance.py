@@ -90,19 +90,34 @@ async def test_an_announced_revocation_closes_on_every_gateway_at_once(
     stack: Stack,
 ) -> None:
     second = await RunningGateway(stack.settings).__aenter__()
+    second_url = f"ws://127.0.0.1:{second.port}"
     try:
         token, info = await stack.store.add_token("alice", "lost-phone")
         on_first = await Device(stack.url, token).connect()
-        on_second = await Device(f"ws://127.0.0.1:{second.port}", token).connect()
+        on_second = await Device(second_url, token).connect()
         laptop = await stack.device("alice")
-        for device in (on_first, on_second, laptop):
+        # a token revoked after the forged announcement: each gateway's hub
+        # handles announcements one at a time, in order, so once this one's
+        # devices are closed the forged one has been handled on both
+        old_token, old = await stack.store.add_token("alice", "old-tablet")
+        while old.id[:6] == info.id[:6]:  # the prefix below must stay unique
+            old_token, old = await stack.store.add_token("alice", "old-tablet")
+        olds = [await Device(u, old_token).connect() for u in (stack.url, second_url)]
+        for device in (on_first, on_second, laptop, *olds):
             assert isinstance(await device.request(p.Ping(), p.Pong), p.Pong)
         # an announcement alone (a forged or early one) closes nothing
         assert await asyncio.to_thread(
             announce_revoked, info.id, stack.settings.redis_url
         )
-        await asyncio.sleep(0.5)
-        assert isinstance(await on_second.request(p.Ping(), p.Pong), p.Pong)
+        assert await stack.store.revoke_token(old.id)
+        assert await asyncio.to_thread(
+            announce_revoked, old.id, stack.settings.redis_url
+        )
+        for device in olds:
+            await _closed_as_revoked(device, timeout=5)
+        for device in (on_first, on_second):
+            assert device.closed is None
+            assert isinstance(await device.request(p.Ping(), p.Pong), p.Pong)
         # revoked in the store, then announced by a unique prefix (as the
         # admin command accepts): both gateways close long before their
         # periodic re-check (30 s) would
@@ -124,7 +139,10 @@ async def test_pull_never_returns_a_cursor_beyond_the_users(stack: Stack) -> Non
     page = await device.request(p.Pull(after=1_000_000), p.Changes)
     assert isinstance(page, p.Changes), page
     assert page.changes == [] and page.cursor == welcome.cursor == 0
-    await device.say("after the pull")
+    accepted = await device.say("after the pull")
+    # `done` comes after the reply is stored: pulled after it, the page's
+    # cursor is the user's last change (was racing the worker's write)
+    await device.finished(accepted.job_id)
     page = await device.request(p.Pull(after=page.cursor), p.Changes)
     assert [c["data"].get("content") for c in page.changes if c["entity"] == "messages"]
     assert (
@@ -296,20 +314,22 @@ async def test_redis_unavailable_is_logged_in_one_line(
 ) -> None:
     gateway = stack.gateway.gateway
     assert gateway is not None
-    with socket.socket() as sock:  # a port nothing listens on
+    # a port nothing listens on: held (bound, never listening) for the whole
+    # test, so no other process of a parallel run can take it meanwhile
+    with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         dead = sock.getsockname()[1]
-    dead_redis = Redis.from_url(f"redis://127.0.0.1:{dead}")
-    gateway.context = dataclasses.replace(
-        gateway.context, queue=JobQueue(dead_redis, stack.settings)
-    )
-    try:
-        device = await stack.device("alice")
-        refused = await device.request(p.Send(text="hello?"), p.Accepted)
-        assert isinstance(refused, p.Error) and refused.code == p.UNAVAILABLE
-        await device.close()
-    finally:
-        await dead_redis.aclose()
+        dead_redis = Redis.from_url(f"redis://127.0.0.1:{dead}")
+        gateway.context = dataclasses.replace(
+            gateway.context, queue=JobQueue(dead_redis, stack.settings)
+        )
+        try:
+            device = await stack.device("alice")
+            refused = await device.request(p.Send(text="hello?"), p.Accepted)
+            assert isinstance(refused, p.Error) and refused.code == p.UNAVAILABLE
+            await device.close()
+        finally:
+            await dead_redis.aclose()
     (record,) = [
         r
         for r in caplog.records

@@ -16,7 +16,8 @@ from grizz_server.store import ServerStore, StoreError, default_db_url
 from grizz_server.store.engine import parse_url
 from grizz_server.store.factory import open_backend
 from grizz_server.store.migrations import LATEST, migrate
-from tests.server.conftest_store import *  # noqa: F403
+from grizz_server.store.sqlite_backend import SqliteBackend
+from tests.server.harness import until
 
 
 async def _dump(store: ServerStore, table: str) -> list[dict[str, object]]:
@@ -214,10 +215,11 @@ class TestErrors:
     async def test_unreachable_postgres_is_one_sentence(self) -> None:
         import socket
 
-        with socket.socket() as sock:
+        # bound, never listening, and held: refused, and no other process of
+        # a parallel run can take the port meanwhile
+        with socket.socket() as sock, pytest.raises(StoreError) as info:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
-        with pytest.raises(StoreError) as info:
             await ServerStore.open(f"postgresql://postgres:secretpw@127.0.0.1:{port}/x")
         message = str(info.value)
         assert message.startswith(f"Cannot reach PostgreSQL at 127.0.0.1:{port}/x")
@@ -450,14 +452,24 @@ class TestSqliteGroupCommit:
         store = await ServerStore.open(f"sqlite:///{path}")
         other = sqlite3.connect(path, isolation_level=None)
         try:
+            backend = store._backend
+            assert isinstance(backend, SqliteBackend)
             user = store.for_user((await store.add_user("alice")).id)
             other.execute("BEGIN IMMEDIATE")
+
+            def waiting(writers: int) -> bool:
+                """A group, still waiting for the lock, holds `writers` writers."""
+                group = backend._group
+                return (
+                    group is not None and not group.open and (group.pending == writers)
+                )
+
             first = asyncio.create_task(user.remember("cancelled"))
-            await asyncio.sleep(0.01)
+            await until(lambda: waiting(1), what="the first writer's group")
             rest = [asyncio.create_task(user.remember(f"kept {i}")) for i in range(3)]
-            await asyncio.sleep(0.01)
+            await until(lambda: waiting(4), what="the others to join it")
             first.cancel()
-            await asyncio.sleep(0.01)
+            await until(lambda: first.done() and waiting(3), what="the cancel")
             other.execute("COMMIT")
             kept = await asyncio.wait_for(asyncio.gather(*rest), 5)
             with contextlib.suppress(asyncio.CancelledError):

@@ -17,7 +17,6 @@ from grizz_core.domain import Attachment, Role, Status, day_conversation_id
 from grizz_core.providers.openai_compat import OpenAICompatProvider
 from grizz_server.store import ServerStore, StoreError, UserStore
 from tests.fakes.openai_server import FakeOpenAI, Text, ToolCalls
-from tests.server.conftest_store import *  # noqa: F403
 
 DAY = "2026-11-23"
 

@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 from grizz_core.domain import Role, day_conversation_id
 from grizz_core.errors import UsageError
 from grizz_server.store import ServerStore, UserStore
-from tests.server.conftest_store import *  # noqa: F403
 
 DAY = "2026-11-23"
 CONV = day_conversation_id(DAY)

@@ -19,7 +19,6 @@ from sqlalchemy import text
 from grizz_core.domain import day_conversation_id
 from grizz_server.store import ServerStore, UserStore
 from grizz_server.store.recent import CATCH_UP_LIMIT, Windows
-from tests.server.conftest_store import *  # noqa: F403
 
 DAYS = ("2026-11-22", "2026-11-23")
 

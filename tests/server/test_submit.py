@@ -17,16 +17,17 @@ from grizz_server import keys
 from grizz_server.queue.jobs import JobMessage, job_id_for, reply_id_for
 from tests.fakes.openai_server import FakeOpenAI, Text
 from tests.server.conftest import Stack
+from tests.server.harness import until
 
 
 async def _wait_stored(stack: Stack, user: str, message_id: str) -> None:
     store = stack.store.for_user(stack.user_ids[user])
-    for _ in range(200):
+
+    async def complete() -> bool:
         stored = await store.get_message(message_id)
-        if stored is not None and stored.status == "complete":
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{message_id} was never stored complete")
+        return stored is not None and stored.status == "complete"
+
+    await until(complete, what=f"{message_id} stored complete")
 
 
 async def test_a_job_whose_message_the_gateway_never_stored_still_keeps_it(
@@ -51,10 +52,8 @@ async def test_a_job_whose_message_the_gateway_never_stored_still_keeps_it(
     assert (await stack.gateway.gateway.context.queue.submit(job)).status == "queued"
     reply_id = reply_id_for(job.job_id)
     store = stack.store.for_user(user_id)
-    for _ in range(200):  # the model has the message: the store must have it too
-        if provider_env.requests:
-            break
-        await asyncio.sleep(0.01)
+    # the model has the message: the store must have it too
+    await until(lambda: provider_env.requests, what="the model's request")
     assert provider_env.requests and await store.get_message(message_id) is not None
     assert await store.get_message(reply_id) is None  # still streaming
     await _wait_stored(stack, "alice", reply_id)
@@ -126,9 +125,20 @@ async def test_a_conflicting_message_withdraws_its_job(
     assert await aredis.zcard(keys.user_active(stack.user_ids["alice"])) == 0
     kept = await store.get_message(pushed.id)
     assert kept is not None and kept.content == "Pushed from a phone."
-    await asyncio.sleep(0.5)  # a worker that had begun is fenced off
+    # a worker that had begun is fenced off. Bob's message is queued after the
+    # withdrawn job, so the (only) worker begins it after that job (or after
+    # finding it gone); once bob's reply is done and the worker runs nothing,
+    # any attempt at the withdrawn job has ended.
+    with provider_env.lock:  # bob's reply first; a late attempt gets alice's
+        provider_env.queue.appendleft(Text("A later reply."))
+    bob = await stack.device("bob")
+    later = await bob.say("A later message.")
+    await bob.finished(later.job_id)
+    worker = stack.worker_objects[0]
+    await until(lambda: not worker.tasks, what="the worker to run nothing")
     assert await store.get_message(reply_id_for(job_id)) is None
     assert device.frame(p.Done) is None
+    await bob.close()
     await device.close()
 
 
