@@ -132,23 +132,9 @@ class JobLeases:
                 out.append(status)
                 continue
             self._renewed[token] = started
-            attempt, _user, message, reply_id, conv, tz, day, zone, text = (
-                as_text(v or b"") for v in reply[1:10]
-            )
-            out.append(
-                Attempt(
-                    delivery,
-                    int(attempt),
-                    token,
-                    message,
-                    reply_id,
-                    conv,
-                    tz,
-                    day,
-                    zone,
-                    text,
-                )
-            )
+            # attempt, user, then message, reply, conversation, tz, day, zone, text
+            attempt, _user, *fields = (as_text(v or b"") for v in reply[1:10])
+            out.append(Attempt(delivery, int(attempt), token, *fields))
         return out
 
     def _job_keys(self, d: Delivery) -> list[str]:
