@@ -39,11 +39,8 @@ class QueueAdmin:
     def __init__(self, pipeline: ScriptPipeline, settings: ServerSettings) -> None:
         self.scripts = pipeline
         """The process's script pipeline, shared with its other queue roles."""
+        self.redis: Redis = pipeline.redis
         self.settings = settings
-
-    @property
-    def redis(self) -> Redis:
-        return self.scripts.redis
 
     async def dead_letters(self, limit: int = 100) -> list[dict[str, str]]:
         """The newest dead letters first: id, job, user, attempts, code, reason."""

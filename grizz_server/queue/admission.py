@@ -26,11 +26,8 @@ class JobAdmission:
     def __init__(self, pipeline: ScriptPipeline, settings: ServerSettings) -> None:
         self.scripts = pipeline
         """The process's script pipeline, shared with its other queue roles."""
+        self.redis: Redis = pipeline.redis
         self.settings = settings
-
-    @property
-    def redis(self) -> Redis:
-        return self.scripts.redis
 
     async def submit(self, job: JobMessage) -> Admission:
         """Admit and queue the job answering `job`, idempotent by job id.

@@ -44,14 +44,11 @@ class JobLeases:
     ) -> None:
         self.scripts = pipeline
         """The process's script pipeline, shared with its other queue roles."""
+        self.redis: Redis = pipeline.redis
         self.settings = settings
         self.consumer = consumer
         self._renewed: dict[str, float] = {}
         """Fencing token → monotonic time its lease was last set by this process."""
-
-    @property
-    def redis(self) -> Redis:
-        return self.scripts.redis
 
     async def ensure_group(self) -> None:
         """Create the stream and the workers' group (id 0: no entry is skipped)."""
