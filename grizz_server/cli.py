@@ -238,12 +238,10 @@ dlq_app = command_group(
 app.add_typer(dlq_app, name="dlq")
 
 
-def _redis_url(redis_url: str | None) -> str:
+def _redis_url(settings: ServerSettings) -> str:
     from grizz_server.health import running_server
 
-    url = _settings(redis_url=redis_url).redis_url or str(
-        running_server().get("redis_url", "")
-    )
+    url = settings.redis_url or str(running_server().get("redis_url", ""))
     if not url:
         raise _fail(GrizzError("No REDIS_URL set and no running grizz-server found."))
     return url
@@ -256,12 +254,16 @@ def dlq_list(
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Dead letters, newest first: job id, user id, attempts, reason."""
-    from grizz_server.queue.jobs import connect_redis, dead_letters
+    from grizz_server.queue.admin import QueueAdmin
+    from grizz_server.queue.jobs import connect_redis
+    from grizz_server.queue.pipeline import ScriptPipeline
+
+    settings = _settings(redis_url=redis_url)
 
     async def run() -> list[dict[str, str]]:
-        redis = connect_redis(_redis_url(redis_url))
+        redis = connect_redis(_redis_url(settings))
         try:
-            return await dead_letters(redis, limit)
+            return await QueueAdmin(ScriptPipeline(redis), settings).dead_letters(limit)
         finally:
             await redis.aclose()
 
@@ -285,12 +287,17 @@ def dlq_retry(
 ) -> None:
     """Give a dead-lettered job a fresh set of attempts."""
     from grizz_server import keys
-    from grizz_server.queue.jobs import JobQueue, connect_redis, requeue
+    from grizz_server.queue.admin import QueueAdmin
+    from grizz_server.queue.jobs import connect_redis
+    from grizz_server.queue.pipeline import ScriptPipeline
+
+    settings = _settings(redis_url=redis_url)
 
     async def run() -> str:
-        redis = connect_redis(_redis_url(redis_url))
+        redis = connect_redis(_redis_url(settings))
         try:
-            status, info = await requeue(JobQueue(redis, _settings()), job_id)
+            admin = QueueAdmin(ScriptPipeline(redis), settings)
+            status, info = await admin.requeue(job_id)
             if status == "queued":  # connected devices follow the new attempt
                 event = {
                     "kind": "job",

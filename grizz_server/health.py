@@ -61,7 +61,7 @@ async def check(settings: ServerSettings) -> Report:
         report.add("redis", False, "no REDIS_URL set and no running grizz-server found")
     else:
         heartbeat_ms = int(local.get("heartbeat_ms") or settings.heartbeat_ms)
-        await _check_redis(redis_url, report, heartbeat_ms)
+        await _check_redis(redis_url, report, heartbeat_ms, settings)
     if local.get("port"):
         _check_gateway(str(local.get("host", "127.0.0.1")), int(local["port"]), report)
     return report
@@ -116,19 +116,19 @@ async def _check_store(
         report.add("store", True, f"{safe_url(url)}{whose}")
 
 
-async def _check_redis(url: str, report: Report, heartbeat_ms: int) -> None:
+async def _check_redis(
+    url: str, report: Report, heartbeat_ms: int, settings: ServerSettings
+) -> None:
     from redis.asyncio import Redis
     from redis.exceptions import RedisError
+
+    from grizz_server.queue.admin import QueueAdmin
+    from grizz_server.queue.pipeline import ScriptPipeline
 
     redis = Redis.from_url(url, socket_connect_timeout=3, socket_timeout=5)
     try:
         await redis.ping()
-        depth = await redis.zcard(keys.INFLIGHT)
-        delayed = await redis.zcard(keys.DELAYED)
-        dead = await redis.xlen(keys.DLQ)
-        pending = 0
-        with contextlib.suppress(RedisError):
-            pending = int((await redis.xpending(keys.JOBS, keys.GROUP))["pending"])
+        queue = await QueueAdmin(ScriptPipeline(redis), settings).status()
         live, stale = await _count_workers(redis, heartbeat_ms)
     except (RedisError, OSError) as exc:
         report.add("redis", False, f"{safe_url(url)} unreachable ({exc})")
@@ -137,20 +137,21 @@ async def _check_redis(url: str, report: Report, heartbeat_ms: int) -> None:
         await redis.aclose()
     report.add("redis", True, safe_url(url))
     report.figures.update(
-        queue_depth=depth,
-        pending=pending,
-        delayed=delayed,
-        dead=dead,
+        queue_depth=queue.depth,
+        pending=queue.pending,
+        delayed=queue.delayed,
+        dead=queue.dead,
         live_workers=live,
         stale_workers=stale,
     )
     report.add(
         "queue",
         True,
-        f"{depth} unfinished, {pending} being worked on, {delayed} waiting to retry",
+        f"{queue.depth} unfinished, {queue.pending} being worked on, "
+        f"{queue.delayed} waiting to retry",
     )
-    hint = " (inspect with `grizz-server dlq list`)" if dead else ""
-    report.add("dead letters", True, f"{dead}{hint}")
+    hint = " (inspect with `grizz-server dlq list`)" if queue.dead else ""
+    report.add("dead letters", True, f"{queue.dead}{hint}")
     detail = f"{live} alive"
     if stale:
         detail += f", {stale} stale (stopped sending heartbeats in the past hour)"

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from grizz_server.gateway.hub import Hub
 from grizz_server.gateway.metrics import Metrics
 from grizz_server.gateway.streams import JobStreams
-from grizz_server.queue.jobs import JobQueue
+from grizz_server.queue.admission import JobAdmission
 from grizz_server.settings import ServerSettings
 from grizz_server.store import ServerStore
 
@@ -29,7 +29,7 @@ class GatewayContext:
     """Limits and timeouts (`max_message_chars`, `idle_timeout_s`, …)."""
     store: ServerStore
     """The server store; a connection uses its user's `for_user` view."""
-    queue: JobQueue
+    queue: JobAdmission
     """Admission, job ownership and the live events of every gateway."""
     streams: JobStreams
     """The shared reader of job output streams that connections follow."""

@@ -25,7 +25,8 @@ from grizz_core import protocol as p
 from grizz_core.domain import Message, Role, day_conversation_id
 from grizz_core.errors import ConfigError, ProtocolError, StoreError, UsageError
 from grizz_server.gateway.context import GatewayContext
-from grizz_server.queue.jobs import JobMessage, JobQueue, job_id_for, reply_id_for
+from grizz_server.queue.admission import JobAdmission
+from grizz_server.queue.jobs import JobMessage, job_id_for, reply_id_for
 from grizz_server.store import UserStore
 from grizz_server.store.pull import MAX_SEQ, pulled_bytes
 
@@ -369,7 +370,7 @@ def _str(change: Any, key: str) -> str:
     return value if isinstance(value, str) else ""
 
 
-async def publish(queue: JobQueue, user_id: str, event: dict[str, Any]) -> None:
+async def publish(queue: JobAdmission, user_id: str, event: dict[str, Any]) -> None:
     """Send `event` to every device of `user_id`, on every gateway.
 
     Best effort, tried twice: after a Redis restart the first command on a

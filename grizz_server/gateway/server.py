@@ -42,7 +42,9 @@ from grizz_server.gateway.hub import Hub
 from grizz_server.gateway.metrics import Metrics
 from grizz_server.gateway.streams import JobStreams
 from grizz_server.logs import one_line
-from grizz_server.queue.jobs import JobQueue, connect_redis
+from grizz_server.queue.admission import JobAdmission
+from grizz_server.queue.jobs import connect_redis
+from grizz_server.queue.pipeline import ScriptPipeline
 from grizz_server.settings import ServerSettings, StartupError, startup_failure
 from grizz_server.store import Principal, ServerStore
 
@@ -59,7 +61,7 @@ class Gateway:
         self.context = GatewayContext(
             settings=settings,
             store=store,
-            queue=JobQueue(redis, settings),
+            queue=JobAdmission(ScriptPipeline(redis), settings),
             streams=JobStreams(redis, settings.block_ms),
             hub=Hub(redis, on_reconnect=self._resync, on_revoked=self.check_tokens),
             metrics=Metrics(),

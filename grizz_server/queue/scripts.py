@@ -124,7 +124,7 @@ return {'queued', entry}
 
 ANNOUNCE = """
 -- A live event for a user's devices, as a script so it joins the turn's
--- pipeline with the other calls (queue/jobs.py, `JobQueue._call`).
+-- pipeline with the other calls (queue/pipeline.py, `ScriptPipeline.call`).
 -- KEYS: 1 the user's changes channel; ARGV: 1 event json
 return redis.call('PUBLISH', KEYS[1], ARGV[1])
 """

@@ -27,7 +27,8 @@ from grizz_core.companion.session import ReplyFinished, ToolUsed, make_session_f
 from grizz_core.domain import Message, Role, Status, utc_now
 from grizz_core.errors import StoreError
 from grizz_core.providers.base import Provider, TextDelta
-from grizz_server.queue.jobs import Attempt, Entry, JobQueue
+from grizz_server.queue.jobs import Attempt, Entry
+from grizz_server.queue.leases import JobLeases
 from grizz_server.settings import ServerSettings
 from grizz_server.store import ServerStore, UserStore
 from grizz_server.store.user import merge_patch
@@ -44,7 +45,7 @@ class WorkerContext:
     """What every attempt needs, opened once per worker process."""
 
     redis: Redis
-    queue: JobQueue
+    queue: JobLeases
     store: ServerStore
     provider: Provider
     settings: ServerSettings
@@ -150,7 +151,7 @@ class Output:
     Every append is fenced: a taken-over attempt raises `Fenced`.
     """
 
-    def __init__(self, queue: JobQueue, attempt: Attempt) -> None:
+    def __init__(self, queue: JobLeases, attempt: Attempt) -> None:
         self.queue = queue
         self.attempt = attempt
         self.pending: list[Entry] = []
@@ -248,7 +249,7 @@ class AttemptStore:
     a `job` event, the job whose stream it can follow.
     """
 
-    def __init__(self, store: UserStore, queue: JobQueue, attempt: Attempt) -> None:
+    def __init__(self, store: UserStore, queue: JobLeases, attempt: Attempt) -> None:
         self._store = store
         self._queue = queue
         self._attempt = attempt

@@ -36,7 +36,9 @@ from grizz_core.protocol import JOB_FAILED
 from grizz_core.providers.base import Provider
 from grizz_server import keys
 from grizz_server.aio import check_cancelled, settle_heap
-from grizz_server.queue.jobs import Attempt, Delivery, JobQueue, connect_redis
+from grizz_server.queue.jobs import Attempt, Delivery, connect_redis
+from grizz_server.queue.leases import JobLeases
+from grizz_server.queue.pipeline import ScriptPipeline
 from grizz_server.settings import ServerSettings, startup_failure
 from grizz_server.worker.handlers import Fenced, WorkerContext, generate_reply
 
@@ -313,7 +315,7 @@ async def serve_worker(settings: ServerSettings, *, burst: bool = False) -> None
     store: ServerStore | None = None
     try:
         store = await ServerStore.open(settings.db_url or default_db_url())
-        queue = JobQueue(redis, settings, consumer=consumer_name())
+        queue = JobLeases(ScriptPipeline(redis), settings, consumer=consumer_name())
         ctx = WorkerContext(redis, queue, store, provider, settings)
         await warm_up(ctx)
     except BaseException as exc:

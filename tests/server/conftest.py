@@ -21,7 +21,9 @@ import redis
 from redis.asyncio import Redis
 
 from grizz_server.gateway.server import RunningGateway
-from grizz_server.queue.jobs import JobQueue
+from grizz_server.queue.admission import JobAdmission
+from grizz_server.queue.leases import JobLeases
+from grizz_server.queue.pipeline import ScriptPipeline
 from grizz_server.redis_server import RedisProcess
 from grizz_server.settings import ServerSettings
 from grizz_server.store import ServerStore
@@ -70,8 +72,21 @@ def fast_settings() -> ServerSettings:
 
 
 @pytest.fixture
-async def queue(aredis: Redis, fast_settings: ServerSettings) -> JobQueue:
-    q = JobQueue(aredis, fast_settings, consumer="test-consumer")
+def pipeline(aredis: Redis) -> ScriptPipeline:
+    """One process's script pipeline, shared by its queue roles."""
+    return ScriptPipeline(aredis)
+
+
+@pytest.fixture
+def admission(pipeline: ScriptPipeline, fast_settings: ServerSettings) -> JobAdmission:
+    """The gateway's side of the queue."""
+    return JobAdmission(pipeline, fast_settings)
+
+
+@pytest.fixture
+async def leases(pipeline: ScriptPipeline, fast_settings: ServerSettings) -> JobLeases:
+    """A worker's side of the queue, sharing `admission`'s pipeline."""
+    q = JobLeases(pipeline, fast_settings, consumer="test-consumer")
     await q.ensure_group()
     return q
 
@@ -146,7 +161,11 @@ async def start_stack(settings: ServerSettings, *, workers: int = 1) -> Stack:
         provider = make_worker_provider(load_server_settings())
         redis = Redis.from_url(settings.redis_url)
         ctx = WorkerContext(
-            redis, JobQueue(redis, settings, consumer_name()), store, provider, settings
+            redis,
+            JobLeases(ScriptPipeline(redis), settings, consumer_name()),
+            store,
+            provider,
+            settings,
         )
         contexts.append(ctx)
         objects.append(Worker(ctx, settings))

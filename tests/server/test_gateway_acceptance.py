@@ -19,7 +19,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from grizz_core import protocol as p
 from grizz_server.gateway.revocation import announce_revoked
 from grizz_server.gateway.server import RunningGateway
-from grizz_server.queue.jobs import JobQueue
+from grizz_server.queue.admission import JobAdmission
+from grizz_server.queue.pipeline import ScriptPipeline
 from grizz_server.settings import ServerSettings
 from tests.fakes.openai_server import FakeOpenAI, Text
 from tests.server.conftest import Stack, start_stack, stop_stack
@@ -321,7 +322,8 @@ async def test_redis_unavailable_is_logged_in_one_line(
         dead = sock.getsockname()[1]
         dead_redis = Redis.from_url(f"redis://127.0.0.1:{dead}")
         gateway.context = dataclasses.replace(
-            gateway.context, queue=JobQueue(dead_redis, stack.settings)
+            gateway.context,
+            queue=JobAdmission(ScriptPipeline(dead_redis), stack.settings),
         )
         try:
             device = await stack.device("alice")

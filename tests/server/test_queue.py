@@ -13,15 +13,17 @@ from redis.asyncio.client import PubSub
 
 from grizz_server import keys
 from grizz_server.queue import scripts
+from grizz_server.queue.admission import JobAdmission
 from grizz_server.queue.jobs import (
     Admission,
     Attempt,
     Delivery,
     JobMessage,
-    JobQueue,
     job_id_for,
     reply_id_for,
 )
+from grizz_server.queue.leases import JobLeases
+from grizz_server.queue.pipeline import ScriptPipeline
 from grizz_server.settings import ServerSettings
 
 
@@ -41,9 +43,9 @@ def _job(
     )
 
 
-async def _enqueue(queue: JobQueue, user: str = "u1") -> str:
+async def _enqueue(admission: JobAdmission, user: str = "u1") -> str:
     job = _job(user)
-    assert (await queue.submit(job)).status == "queued"
+    assert (await admission.submit(job)).status == "queued"
     return job.job_id
 
 
@@ -54,27 +56,28 @@ async def _out(redis: Redis, job_id: str) -> list[tuple[int, str, str]]:
     ]
 
 
-async def _begin_one(queue: JobQueue) -> Attempt:
-    deliveries = await queue.read(1, 100)
+async def _begin_one(leases: JobLeases) -> Attempt:
+    deliveries = await leases.read(1, 100)
     assert len(deliveries) == 1
-    attempt = await queue.begin(deliveries[0])
+    attempt = await leases.begin(deliveries[0])
     assert isinstance(attempt, Attempt), attempt
     return attempt
 
 
-def _other(queue: JobQueue, name: str = "other") -> JobQueue:
-    return JobQueue(queue.redis, queue.settings, consumer=name)
+def _other(leases: JobLeases, name: str = "other") -> JobLeases:
+    """Another worker process: its own consumer name and script pipeline."""
+    return JobLeases(ScriptPipeline(leases.redis), leases.settings, consumer=name)
 
 
 async def test_happy_path_streams_and_closes_the_job(
-    queue: JobQueue, aredis: Redis
+    admission: JobAdmission, leases: JobLeases, aredis: Redis
 ) -> None:
-    job_id = await _enqueue(queue)
-    attempt = await _begin_one(queue)
+    job_id = await _enqueue(admission)
+    attempt = await _begin_one(leases)
     assert attempt.attempt == 1 and attempt.reply_id == reply_id_for(job_id)
-    assert await queue.append(attempt, [("chunk", "Hel", "")])
-    assert await queue.append(attempt, [("chunk", "lo", "")])
-    assert await queue.finish(attempt, {"id": attempt.reply_id, "content": "Hello"})
+    assert await leases.append(attempt, [("chunk", "Hel", "")])
+    assert await leases.append(attempt, [("chunk", "lo", "")])
+    assert await leases.finish(attempt, {"id": attempt.reply_id, "content": "Hello"})
     kinds = [(a, k) for a, k, _ in await _out(aredis, job_id)]
     assert kinds == [(1, "start"), (1, "chunk"), (1, "chunk"), (1, "done")]
     pending = await aredis.xpending(keys.JOBS, keys.GROUP)
@@ -85,18 +88,22 @@ async def test_happy_path_streams_and_closes_the_job(
     assert await aredis.hget(keys.job_info(job_id), "state") == b"done"
 
 
-async def test_the_same_message_is_one_job(queue: JobQueue) -> None:
+async def test_the_same_message_is_one_job(
+    admission: JobAdmission, leases: JobLeases
+) -> None:
     job = _job()
-    assert (await queue.submit(job)).status == "queued"
-    again = await queue.submit(job)
+    assert (await admission.submit(job)).status == "queued"
+    again = await admission.submit(job)
     assert again.status == "exists" and again.state == "queued"
-    assert len(await queue.read(10, 50)) == 1
+    assert len(await leases.read(10, 50)) == 1
 
 
-async def test_the_job_carries_the_message_to_the_worker(queue: JobQueue) -> None:
+async def test_the_job_carries_the_message_to_the_worker(
+    admission: JobAdmission, leases: JobLeases
+) -> None:
     job = _job(text="It snowed in the den 🐻")
-    await queue.submit(job)
-    attempt = await _begin_one(queue)
+    await admission.submit(job)
+    attempt = await _begin_one(leases)
     assert (attempt.message_id, attempt.text) == (job.message_id, job.text)
     assert (attempt.conversation_id, attempt.day, attempt.zone, attempt.tz) == (
         "conv",
@@ -107,50 +114,54 @@ async def test_the_job_carries_the_message_to_the_worker(queue: JobQueue) -> Non
 
 
 async def test_cancel_withdraws_a_job_and_fences_its_attempt(
-    queue: JobQueue, aredis: Redis
+    admission: JobAdmission, leases: JobLeases, aredis: Redis
 ) -> None:
     queued = _job()
-    await queue.submit(queued)
-    assert await queue.cancel("u1", queued.job_id)
-    assert await queue.read(10, 50) == []  # gone from the queue unread
+    await admission.submit(queued)
+    assert await admission.cancel("u1", queued.job_id)
+    assert await leases.read(10, 50) == []  # gone from the queue unread
     assert await aredis.zcard(keys.INFLIGHT) == 0
     assert await aredis.zcard(keys.user_active("u1")) == 0
     # a re-send of the same message is admitted afresh
-    assert (await queue.submit(queued)).status == "queued"
-    running = await _begin_one(queue)
-    assert await queue.cancel("u1", queued.job_id)
-    assert not await queue.append(running, [("chunk", "late", "")])
-    assert not await queue.finish(running, {"content": "late"})
+    assert (await admission.submit(queued)).status == "queued"
+    running = await _begin_one(leases)
+    assert await admission.cancel("u1", queued.job_id)
+    assert not await leases.append(running, [("chunk", "late", "")])
+    assert not await leases.finish(running, {"content": "late"})
     assert not await aredis.exists(keys.job_out(queued.job_id))
     assert (await aredis.xpending(keys.JOBS, keys.GROUP))["pending"] == 0
-    assert not await queue.cancel("u1", queued.job_id)  # nothing left to cancel
+    assert not await admission.cancel("u1", queued.job_id)  # nothing left to cancel
 
 
-async def test_a_finished_job_is_not_cancelled(queue: JobQueue, aredis: Redis) -> None:
-    job_id = await _enqueue(queue)
-    attempt = await _begin_one(queue)
-    assert await queue.finish(attempt, {"content": "done"})
-    assert not await queue.cancel("u1", job_id)
+async def test_a_finished_job_is_not_cancelled(
+    admission: JobAdmission, leases: JobLeases, aredis: Redis
+) -> None:
+    job_id = await _enqueue(admission)
+    attempt = await _begin_one(leases)
+    assert await leases.finish(attempt, {"content": "done"})
+    assert not await admission.cancel("u1", job_id)
     assert await aredis.hget(keys.job_info(job_id), "state") == b"done"
 
 
-async def test_a_zombie_is_fenced_after_reclaim(queue: JobQueue, aredis: Redis) -> None:
-    job_id = await _enqueue(queue)
-    zombie = await _begin_one(queue)
-    assert await queue.append(zombie, [("chunk", "old ", "")])
-    other = _other(queue)
+async def test_a_zombie_is_fenced_after_reclaim(
+    admission: JobAdmission, leases: JobLeases, aredis: Redis
+) -> None:
+    job_id = await _enqueue(admission)
+    zombie = await _begin_one(leases)
+    assert await leases.append(zombie, [("chunk", "old ", "")])
+    other = _other(leases)
     assert (
         await other.reclaim(10) == []
     )  # not idle long enough: a live job is not stolen
-    await asyncio.sleep(queue.settings.visibility_ms / 1000 + 0.1)
+    await asyncio.sleep(leases.settings.visibility_ms / 1000 + 0.1)
     reclaimed = await other.reclaim(10)
     assert [d.job_id for d in reclaimed] == [job_id]
     second = await other.begin(reclaimed[0])
     assert isinstance(second, Attempt) and second.attempt == 2
-    assert not await queue.append(zombie, [("chunk", "zombie text", "")])
-    assert not await queue.extend(zombie)
-    assert not await queue.finish(zombie, {"content": "zombie"})
-    assert await queue.fail(zombie, code="x", reason="x", retryable=True) == "fenced"
+    assert not await leases.append(zombie, [("chunk", "zombie text", "")])
+    assert not await leases.extend(zombie)
+    assert not await leases.finish(zombie, {"content": "zombie"})
+    assert await leases.fail(zombie, code="x", reason="x", retryable=True) == "fenced"
     assert await other.append(second, [("chunk", "new", "")])
     assert await other.finish(second, {"content": "new"})
     out = await _out(aredis, job_id)
@@ -164,40 +175,44 @@ async def test_a_zombie_is_fenced_after_reclaim(queue: JobQueue, aredis: Redis) 
     assert "zombie" not in str(out)
 
 
-async def test_extend_keeps_a_live_job_from_being_reclaimed(queue: JobQueue) -> None:
-    await _enqueue(queue)
-    live = await _begin_one(queue)
-    other = _other(queue)
+async def test_extend_keeps_a_live_job_from_being_reclaimed(
+    admission: JobAdmission, leases: JobLeases
+) -> None:
+    await _enqueue(admission)
+    live = await _begin_one(leases)
+    other = _other(leases)
     for _ in range(6):  # 6 x 200 ms is well past the 700 ms visibility timeout
         await asyncio.sleep(0.2)
-        assert await queue.extend(live)
+        assert await leases.extend(live)
         assert await other.reclaim(10) == []
 
 
-async def test_release_hands_the_job_back_at_once(queue: JobQueue) -> None:
-    job_id = await _enqueue(queue)
-    first = await _begin_one(queue)
-    assert await queue.release(first)
-    reclaimed = await _other(queue).reclaim(10)
+async def test_release_hands_the_job_back_at_once(
+    admission: JobAdmission, leases: JobLeases
+) -> None:
+    job_id = await _enqueue(admission)
+    first = await _begin_one(leases)
+    assert await leases.release(first)
+    reclaimed = await _other(leases).reclaim(10)
     assert [d.job_id for d in reclaimed] == [job_id]
 
 
 async def test_retries_with_backoff_then_dead_letters(
-    queue: JobQueue, aredis: Redis
+    admission: JobAdmission, leases: JobLeases, aredis: Redis
 ) -> None:
-    job_id = await _enqueue(queue)
+    job_id = await _enqueue(admission)
     outcomes = []
     for _ in range(3):
         deliveries: list[Delivery] = []
         for _ in range(50):
-            await queue.promote()
-            deliveries = await queue.read(1, 50)
+            await leases.promote()
+            deliveries = await leases.read(1, 50)
             if deliveries:
                 break
-        attempt = await queue.begin(deliveries[0])
+        attempt = await leases.begin(deliveries[0])
         assert isinstance(attempt, Attempt)
         outcomes.append(
-            await queue.fail(
+            await leases.fail(
                 attempt, code="job_failed", reason="HTTP 500", retryable=True
             )
         )
@@ -220,12 +235,12 @@ async def test_retries_with_backoff_then_dead_letters(
 
 
 async def test_unrecoverable_errors_skip_retries(
-    queue: JobQueue, aredis: Redis
+    admission: JobAdmission, leases: JobLeases, aredis: Redis
 ) -> None:
-    await _enqueue(queue)
-    attempt = await _begin_one(queue)
+    await _enqueue(admission)
+    attempt = await _begin_one(leases)
     assert (
-        await queue.fail(attempt, code="job_failed", reason="bad key", retryable=False)
+        await leases.fail(attempt, code="job_failed", reason="bad key", retryable=False)
         == "dead"
     )
     assert await aredis.xlen(keys.DLQ) == 1
@@ -235,26 +250,30 @@ async def test_delivery_count_backstop(
     aredis: Redis, fast_settings: ServerSettings
 ) -> None:
     settings = dataclasses.replace(fast_settings, max_deliveries=1)
-    queue = JobQueue(aredis, settings, consumer="a")
-    await queue.ensure_group()
-    job_id = await _enqueue(queue)
+    scripts_ = ScriptPipeline(aredis)
+    admission = JobAdmission(scripts_, settings)
+    leases = JobLeases(scripts_, settings, consumer="a")
+    await leases.ensure_group()
+    job_id = await _enqueue(admission)
     assert (
-        len(await queue.read(1, 50)) == 1
+        len(await leases.read(1, 50)) == 1
     )  # delivered, then the worker "dies" silently
     await asyncio.sleep(settings.visibility_ms / 1000 + 0.1)
-    other = _other(queue)
+    other = _other(leases)
     reclaimed = await other.reclaim(10)
     assert await other.begin(reclaimed[0]) == "dead"
     assert (await aredis.xrange(keys.DLQ))[0][1][b"job"].decode() == job_id
 
 
-async def test_stale_redelivery_of_a_finished_job_is_dropped(queue: JobQueue) -> None:
-    await _enqueue(queue)
-    deliveries = await queue.read(1, 50)
-    attempt = await queue.begin(deliveries[0])
+async def test_stale_redelivery_of_a_finished_job_is_dropped(
+    admission: JobAdmission, leases: JobLeases
+) -> None:
+    await _enqueue(admission)
+    deliveries = await leases.read(1, 50)
+    attempt = await leases.begin(deliveries[0])
     assert isinstance(attempt, Attempt)
-    assert await queue.finish(attempt, {})
-    assert await queue.begin(deliveries[0]) in ("stale", "gone")
+    assert await leases.finish(attempt, {})
+    assert await leases.begin(deliveries[0]) in ("stale", "gone")
 
 
 async def test_backpressure_refuses_past_the_queue_depth(
@@ -263,28 +282,29 @@ async def test_backpressure_refuses_past_the_queue_depth(
     settings = dataclasses.replace(
         fast_settings, max_queue_depth=2, max_active_per_user=10
     )
-    queue = JobQueue(aredis, settings)
-    await queue.ensure_group()
-    await _enqueue(queue, "a")
-    await _enqueue(queue, "b")
-    assert (await queue.submit(_job("c"))).status == "busy"
+    scripts_ = ScriptPipeline(aredis)
+    admission = JobAdmission(scripts_, settings)
+    await JobLeases(scripts_, settings).ensure_group()
+    await _enqueue(admission, "a")
+    await _enqueue(admission, "b")
+    assert (await admission.submit(_job("c"))).status == "busy"
 
 
 async def test_per_user_concurrency_and_rate(
     aredis: Redis, fast_settings: ServerSettings
 ) -> None:
     settings = dataclasses.replace(fast_settings, max_active_per_user=1)
-    queue = JobQueue(aredis, settings)
-    await _enqueue(queue, "a")
-    assert (await queue.submit(_job("a"))).status == "too_many"
-    assert (await queue.submit(_job("b"))).status == "queued"
+    admission = JobAdmission(ScriptPipeline(aredis), settings)
+    await _enqueue(admission, "a")
+    assert (await admission.submit(_job("a"))).status == "too_many"
+    assert (await admission.submit(_job("b"))).status == "queued"
     settings = dataclasses.replace(
         fast_settings, rate_burst=2, rate_per_minute=1, max_active_per_user=100
     )
-    queue = JobQueue(aredis, settings)
-    assert (await queue.submit(_job("r"))).status == "queued"
-    assert (await queue.submit(_job("r"))).status == "queued"
-    refused = await queue.submit(_job("r"))
+    admission = JobAdmission(ScriptPipeline(aredis), settings)
+    assert (await admission.submit(_job("r"))).status == "queued"
+    assert (await admission.submit(_job("r"))).status == "queued"
+    refused = await admission.submit(_job("r"))
     assert refused.status == "rate" and 0 < refused.retry_after_ms <= 60_000
 
 
@@ -298,17 +318,17 @@ async def _next_message(pubsub: PubSub) -> dict[str, Any] | None:
 
 
 async def test_output_entries_are_copied_to_the_users_live_gateways(
-    queue: JobQueue, aredis: Redis
+    admission: JobAdmission, leases: JobLeases, aredis: Redis
 ) -> None:
     now_ms = int(time.time() * 1000)
     await aredis.zadd(
         keys.user_gateways("u1"), {"gw-live": now_ms + 60_000, "gw-gone": now_ms - 1}
     )
     await aredis.zadd(keys.user_gateways("u2"), {"gw-other": now_ms + 60_000})
-    job_id = await _enqueue(queue)
-    attempt = await _begin_one(queue)
-    assert await queue.append(attempt, [("chunk", "Hi", "")])
-    assert await queue.finish(attempt, {"content": "Hi"})
+    job_id = await _enqueue(admission)
+    attempt = await _begin_one(leases)
+    assert await leases.append(attempt, [("chunk", "Hi", "")])
+    assert await leases.finish(attempt, {"content": "Hi"})
     out = await aredis.xrange(keys.job_out(job_id))
     inbox = await aredis.xrange(keys.gateway_inbox("gw-live"))
     # every entry but `start` (which devices never see), with its job and id
@@ -328,17 +348,17 @@ async def test_output_entries_are_copied_to_the_users_live_gateways(
 
 
 async def test_finish_writes_the_last_entries_before_done_and_publishes(
-    queue: JobQueue, aredis: Redis
+    admission: JobAdmission, leases: JobLeases, aredis: Redis
 ) -> None:
-    job_id = await _enqueue(queue)
-    attempt = await _begin_one(queue)
+    job_id = await _enqueue(admission)
+    attempt = await _begin_one(leases)
     pubsub = aredis.pubsub(ignore_subscribe_messages=True)
     await pubsub.subscribe(keys.user_changes("u1"))
     try:
-        assert await queue.append(
+        assert await leases.append(
             attempt, [("chunk", "Hel", ""), ("tool", "remember", "a note")]
         )
-        assert await queue.finish(
+        assert await leases.finish(
             attempt,
             {"content": "Hello"},
             entries=[("chunk", "lo", "")],
@@ -357,35 +377,35 @@ async def test_finish_writes_the_last_entries_before_done_and_publishes(
 
 
 async def test_begin_many_starts_a_batch_even_after_redis_forgot_its_scripts(
-    queue: JobQueue, aredis: Redis
+    admission: JobAdmission, leases: JobLeases, aredis: Redis
 ) -> None:
-    jobs = {await _enqueue(queue, f"u{i}") for i in range(3)}
-    deliveries = await queue.read(10, 100)
+    jobs = {await _enqueue(admission, f"u{i}") for i in range(3)}
+    deliveries = await leases.read(10, 100)
     assert {d.job_id for d in deliveries} == jobs
     await aredis.script_flush()  # as after a Redis restart: every EVALSHA fails
-    begun = await queue.begin_many(deliveries)
+    begun = await leases.begin_many(deliveries)
     assert all(isinstance(a, Attempt) and a.attempt == 1 for a in begun)
     assert {a.delivery.job_id for a in begun if isinstance(a, Attempt)} == jobs
     # the same deliveries again: each job is leased to its attempt now
-    assert await _other(queue).begin_many(deliveries) == ["leased"] * 3
+    assert await _other(leases).begin_many(deliveries) == ["leased"] * 3
 
 
 async def test_calls_of_one_turn_share_a_pipeline_and_keep_their_own_replies(
-    queue: JobQueue, aredis: Redis
+    admission: JobAdmission, leases: JobLeases, aredis: Redis
 ) -> None:
     """Different scripts called in the same event-loop turn go to Redis together;
     each caller still gets its own reply or error, also after Redis lost its
     script cache."""
-    await _enqueue(queue, "a")
-    await _enqueue(queue, "b")
-    first = await _begin_one(queue)
-    second = await _begin_one(queue)
+    await _enqueue(admission, "a")
+    await _enqueue(admission, "b")
+    first = await _begin_one(leases)
+    second = await _begin_one(leases)
     await aredis.script_flush()
     appended, extended, fenced, refused = await asyncio.gather(
-        queue.append(first, [("chunk", "one", "")]),
-        queue.extend(second),
-        queue.append(dataclasses.replace(second, token="stale"), [("chunk", "x", "")]),
-        queue.submit(_job("a", message_id=first.message_id)),
+        leases.append(first, [("chunk", "one", "")]),
+        leases.extend(second),
+        leases.append(dataclasses.replace(second, token="stale"), [("chunk", "x", "")]),
+        admission.submit(_job("a", message_id=first.message_id)),
         return_exceptions=True,
     )
     assert (appended, extended, fenced) == (True, True, False)

@@ -9,7 +9,9 @@ from redis.asyncio import Redis
 
 from grizz_core import protocol as p
 from grizz_server import keys
-from grizz_server.queue.jobs import Attempt, JobQueue
+from grizz_server.queue.admission import JobAdmission
+from grizz_server.queue.jobs import Attempt
+from grizz_server.queue.leases import JobLeases
 from grizz_server.worker.handlers import Fenced, Output
 from tests.fakes.openai_server import FakeOpenAI, Text
 from tests.server.conftest import Stack
@@ -24,18 +26,18 @@ async def _entries(redis: Redis, job_id: str) -> list[tuple[str, str]]:
 
 
 async def test_output_joins_the_chunks_that_arrive_while_an_append_is_on_its_way(
-    queue: JobQueue, aredis: Redis
+    admission: JobAdmission, leases: JobLeases, aredis: Redis
 ) -> None:
-    job_id = await _enqueue(queue)
-    attempt = await _begin_one(queue)
-    output = Output(queue, attempt)
+    job_id = await _enqueue(admission)
+    attempt = await _begin_one(leases)
+    output = Output(leases, attempt)
     words = [f"w{i} " for i in range(200)]
     for word in words:  # no await returns to the loop between these adds
         await output.add("chunk", word)
     await output.add("tool", "remember", "a note")
     await output.add("chunk", "after")
     rest = await output.rest()
-    assert await queue.finish(attempt, {"content": ""}, entries=rest)
+    assert await leases.finish(attempt, {"content": ""}, entries=rest)
     entries = await _entries(aredis, job_id)
     chunks = [t for k, t in entries if k == "chunk"]
     assert "".join(chunks) == "".join(words) + "after"
@@ -46,12 +48,14 @@ async def test_output_joins_the_chunks_that_arrive_while_an_append_is_on_its_way
     await output.close()
 
 
-async def test_output_of_a_fenced_attempt_raises(queue: JobQueue) -> None:
-    await _enqueue(queue)
-    zombie = await _begin_one(queue)
-    output = Output(queue, zombie)
-    await asyncio.sleep(queue.settings.visibility_ms / 1000 + 0.1)
-    other = _other(queue)
+async def test_output_of_a_fenced_attempt_raises(
+    admission: JobAdmission, leases: JobLeases
+) -> None:
+    await _enqueue(admission)
+    zombie = await _begin_one(leases)
+    output = Output(leases, zombie)
+    await asyncio.sleep(leases.settings.visibility_ms / 1000 + 0.1)
+    other = _other(leases)
     reclaimed = await other.reclaim(10)
     assert isinstance(await other.begin(reclaimed[0]), Attempt)
     with pytest.raises(Fenced):
