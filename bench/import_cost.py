@@ -4,7 +4,7 @@ Runs `python -X importtime` on the same code path as `grizz ask "hi"` (in a
 plain `pip install .` venv, as a user has it) several times and reports the
 median total plus the top-level packages by cumulative import time. Also
 times `import openai` vs `import httpx` — the measurement behind using httpx
-directly in grizz_tui/core/provider.py.
+directly in grizz_core/providers/openai_compat.py.
 
     .venv/bin/python bench/import_cost.py
 """

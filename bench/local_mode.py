@@ -1,6 +1,6 @@
 """In-process llama.cpp vs a managed `llama_cpp.server` subprocess: first token.
 
-The decision behind grizz_tui/core/local_provider.py. Same model (the default
+The decision behind grizz_core/providers/local/provider.py. Same model (the default
 Qwen2.5-Coder-0.5B file), same messages (Grizz's compact persona + "hi"), same
 threads, alternating runs:
 
