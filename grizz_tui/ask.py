@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -102,6 +103,30 @@ def run(options: AskOptions) -> int:
 
 
 async def _ask(settings: Any, prompt: str, options: AskOptions) -> dict[str, Any]:
+    if settings.server_url and not options.ephemeral and not options.images:
+        from grizz_tui.sync.ask import ask_via_server, server_token
+
+        token = server_token()
+        if token is not None:  # logged in: through the server
+            writer = None if options.json_output else _writer()
+            try:
+                return await ask_via_server(
+                    settings,
+                    prompt,
+                    token,
+                    writer=writer,
+                    consume=lambda events: _consume(events, options, writer),
+                    stream=options.stream,
+                )
+            finally:
+                if writer is not None:
+                    writer.close()
+    return await _ask_directly(settings, prompt, options)
+
+
+async def _ask_directly(
+    settings: Any, prompt: str, options: AskOptions
+) -> dict[str, Any]:
     from grizz_core.companion.attachments import load_image
     from grizz_tui.factory import make_provider, make_session
 
@@ -114,7 +139,8 @@ async def _ask(settings: Any, prompt: str, options: AskOptions) -> dict[str, Any
             session.tools = False
         writer = None if options.json_output else _writer()
         try:
-            return await _consume(session, prompt, images, options, writer)
+            events = session.send(prompt, attachments=images, stream=options.stream)
+            return await _consume(events, options, writer)
         finally:
             if writer is not None:
                 writer.close()
@@ -145,12 +171,15 @@ def _memory_path() -> Path:
     return Path(":memory:")
 
 
-async def _consume(session, prompt, images, options, writer) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+async def _consume(
+    events: AsyncIterator[Any], options: AskOptions, writer: Any
+) -> dict[str, Any]:
+    """Render session events to `writer`; return `grizz ask`'s JSON result."""
     from grizz_core.companion.session import ReplyFinished, ToolUsed, UserMessageStored
     from grizz_core.providers.base import TextDelta
 
     result: dict[str, Any] = {}
-    async for event in session.send(prompt, attachments=images, stream=options.stream):
+    async for event in events:
         if isinstance(event, TextDelta):
             if writer is not None:
                 writer.feed(event.text)

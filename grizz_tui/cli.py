@@ -1,7 +1,8 @@
 """The `grizz` command line (Typer).
 
 `grizz` opens the app (imported lazily); `grizz ask` never loads textual.
-Data commands (memory, history, search, export, import) live in `cli_data.py`.
+Data commands (memory, history, search, export, import) live in `cli_data.py`,
+sync commands (login, logout, status, sync) in `cli_sync.py`.
 Every expected failure prints one line `grizz: …` on stderr and exits with the
 error's code; no traceback reaches the user.
 """
@@ -218,10 +219,11 @@ def key_rm(name: Annotated[str, typer.Argument(help="Key name.")] = "openai") ->
 
 
 def _register_data_commands() -> None:
-    from grizz_tui import cli_data, cli_local
+    from grizz_tui import cli_data, cli_local, cli_sync
 
     cli_data.register(app)
     cli_local.register(app)
+    cli_sync.register(app)
 
 
 _register_data_commands()

@@ -88,6 +88,24 @@ class Settings(ProviderSettings):
     server_url: str = setting(
         "", "Sync server WebSocket URL; empty = direct mode.", key="server.url"
     )
+    sync_fallback: bool = setting(
+        True,
+        "When the sync server is unreachable, let `grizz ask` answer directly "
+        "(with a usable provider) and sync both messages later.",
+        key="sync.fallback",
+    )
+    sync_ca_file: str = setting(
+        "",
+        "PEM file of the CA that signed the sync server's certificate (wss://); "
+        "empty = the system's CA store.",
+        key="sync.ca_file",
+    )
+    sync_insecure: bool = setting(
+        False,
+        "Allow sending the device token over plain ws:// to a host that is not "
+        "this machine (only on a network you trust).",
+        key="sync.insecure",
+    )
     tui_keys: Mapping[str, str] = field(
         default_factory=lambda: {name: keys for name, keys, _ in TUI_KEYS},
         compare=False,

@@ -234,18 +234,34 @@ def recover_orphans(db: Database) -> int:
     """Mark replies left `streaming` by a process that died as `interrupted`.
 
     A streaming reply records its writer's pid; if that process is gone (killed,
-    crashed, power loss) the partial text is kept and honestly marked.
+    crashed, power loss) the partial text is kept and honestly marked. A reply
+    that was streaming from the sync server (`metadata.job_id`) is marked
+    without queueing it for push: the server's stored reply is the truth and
+    must not be overwritten by this partial copy.
     """
-    stale: list[str] = []
+    stale: list[tuple[str, bool]] = []
     for row in db.query("SELECT id, metadata FROM messages WHERE status = 'streaming'"):
         meta = json.loads(row["metadata"] or "{}")
         if not _alive(meta.get("pid"), meta.get("host")):
-            stale.append(row["id"])
-    for message_id in stale:
-        update_message(
-            db, message_id, status=Status.INTERRUPTED, metadata={"recovered": True}
-        )
+            stale.append((row["id"], bool(meta.get("job_id"))))
+    for message_id, from_server in stale:
+        with writing(db):
+            if from_server:
+                db.execute(QUIET_ON)
+            update_message(
+                db, message_id, status=Status.INTERRUPTED, metadata={"recovered": True}
+            )
+            if from_server:
+                db.execute(QUIET_OFF)
     return len(stale)
+
+
+QUIET_ON = (
+    "INSERT INTO sync_state (key, value) VALUES ('applying', '1')"
+    " ON CONFLICT(key) DO UPDATE SET value = excluded.value"
+)
+"""Inside a transaction: writes that follow are not queued for push (m004)."""
+QUIET_OFF = "DELETE FROM sync_state WHERE key = 'applying'"
 
 
 def _alive(pid: object, host: object) -> bool:

@@ -135,3 +135,18 @@ def m004_add_sync_bookkeeping(db: Database) -> None:
             f"INSERT OR IGNORE INTO outbox (entity, id, changed_at) "
             f"SELECT '{table}', id, updated_at FROM {table}"
         )
+
+
+@migrations()
+def m005_add_pending_sends(db: Database) -> None:
+    """User messages stored on the device that the sync server has not accepted.
+
+    They are sent with `send` (so Grizz answers them), never pushed as rows.
+    """
+    db.execute(
+        """
+        CREATE TABLE pending_sends (
+            message_id TEXT PRIMARY KEY REFERENCES messages(id),
+            created_at TEXT NOT NULL
+        )"""
+    )

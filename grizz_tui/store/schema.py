@@ -11,4 +11,5 @@ MIGRATION_NAMES: tuple[str, ...] = (
     "m002_add_search",
     "m003_add_attachments",
     "m004_add_sync_bookkeeping",
+    "m005_add_pending_sends",
 )
