@@ -38,7 +38,7 @@ def test_anything_else_is_a_usage_error(bad: str) -> None:
 def test_a_token_never_goes_in_clear_text_to_another_host() -> None:
     for url in ("ws://127.0.0.1:1", "ws://localhost:1", "ws://[::1]:1", "wss://a.b"):
         check_transport(url, insecure=False)
-    with pytest.raises(ConfigError, match="unencrypted to grizz.example"):
+    with pytest.raises(ConfigError, match=r"unencrypted to grizz\.example"):
         SyncClient("ws://grizz.example:8765", "grz_x")
     check_transport("ws://grizz.example", insecure=True)
 
