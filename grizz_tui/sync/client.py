@@ -224,11 +224,34 @@ class SyncClient:
             ServerRefused: the answer was an `error` frame.
             ServerUnreachable: the connection was lost or no answer came.
         """
+        waiting = await self.submit(frame)
+        return await self.answer(waiting, answer, timeout)
+
+    async def submit(self, frame: p.Frame) -> tuple[str, asyncio.Future[p.Frame]]:
+        """Send `frame` with a fresh `ref` now; collect its answer with `answer`.
+
+        Lets a caller keep a request in flight while it works on the last
+        answer (the pull of the next page while a page is applied).
+        """
         ref = f"r{next(self._refs)}"
         future: asyncio.Future[p.Frame] = asyncio.get_running_loop().create_future()
         self._waiting[ref] = future
         try:
             await self.send(dataclasses.replace(frame, ref=ref))  # type: ignore[call-arg]
+        except BaseException:
+            self._waiting.pop(ref, None)
+            raise
+        return ref, future
+
+    async def answer(
+        self,
+        waiting: tuple[str, asyncio.Future[p.Frame]],
+        answer: type[F],
+        timeout: float = 60,
+    ) -> F:
+        """The answer to a `submit`ted request (see `request`)."""
+        ref, future = waiting
+        try:
             async with asyncio.timeout(timeout):
                 found = await future
         except TimeoutError:
@@ -305,6 +328,7 @@ class SyncClient:
                 future.set_exception(
                     ServerUnreachable("The connection to the server was lost.")
                 )
+                future.exception()  # a request nobody awaits any more is no error
         for listener in list(self.listeners):
             listener(None)
 
