@@ -16,10 +16,13 @@ import contextlib
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import time
 import uuid
+from dataclasses import replace
+from urllib.parse import urlsplit
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
@@ -216,7 +219,10 @@ class Worker:
             log.error("job crashed", exc_info=exc, extra=extra)
         try:
             outcome = await self.queue.fail(
-                attempt, code=JOB_FAILED, reason=reason, retryable=retryable
+                attempt,
+                code=JOB_FAILED,
+                reason=for_devices(reason, self.settings.base_url),
+                retryable=retryable,
             )
         except REDIS_DOWN:
             return
@@ -263,6 +269,21 @@ def classify(exc: Exception) -> tuple[bool, str]:
     return True, f"Internal error in the worker ({type(exc).__name__})."
 
 
+def for_devices(reason: str, base_url: str) -> str:
+    """`reason` as devices see it: without the provider's address, which is
+    the server's business (the server log keeps the full sentence), and
+    without the HTTP client's retry count (the worker's provider makes none).
+    """
+    parts = urlsplit(base_url)
+    text = re.sub(r" after \d+ retries", "", reason)
+    for where in (f"{base_url.rstrip('/')}/chat/completions", base_url.rstrip("/")):
+        text = text.replace(where, "the provider's endpoint")
+    for where in filter(None, (parts.netloc, parts.hostname)):
+        text = text.replace(f"The provider at {where}", "The provider")
+        text = text.replace(where, "the provider")
+    return text[:1].upper() + text[1:]
+
+
 async def warm_up(ctx: WorkerContext) -> None:
     """Pay first-use costs (lazy imports, SQL compilation) before taking jobs.
 
@@ -288,13 +309,18 @@ def make_worker_provider(
     """The provider the server's settings select (`ProviderSettings` and
     `api_key`), one kept-alive connection per concurrent reply.
 
+    It never retries a request itself (`max_retries=0`): the queue's
+    `max_attempts` is the one budget, so a message the provider keeps failing
+    on costs at most `max_attempts` provider requests, each after the queue's
+    backoff (README, "Retries").
+
     Raises:
         ConfigError: a hosted API and no `api_key` (exit code 3).
     """
     from grizz_core.providers.factory import make_provider
 
     return make_provider(
-        settings,
+        replace(settings, max_retries=0),
         api_key=settings.api_key or None,
         missing_key=(
             f"No API key for {settings.base_url}. Set GRIZZ_SERVER_API_KEY (or "
@@ -306,8 +332,17 @@ def make_worker_provider(
     )
 
 
-async def serve_worker(settings: ServerSettings, *, burst: bool = False) -> None:
-    """A worker process: open Redis, the store and the provider; run until SIGTERM."""
+async def serve_worker(
+    settings: ServerSettings, *, burst: bool = False, consumer: str = ""
+) -> None:
+    """A worker process: open Redis, the store and the provider; run until SIGTERM.
+
+    Args:
+        settings: the server's settings.
+        burst: exit once the queue is drained.
+        consumer: its consumer name in the group (the launcher gives one, to
+            requeue its jobs at once if the process dies); default: a new one.
+    """
     from grizz_server.store import ServerStore, default_db_url
 
     provider = make_worker_provider(settings)
@@ -315,7 +350,9 @@ async def serve_worker(settings: ServerSettings, *, burst: bool = False) -> None
     store: ServerStore | None = None
     try:
         store = await ServerStore.open(settings.db_url or default_db_url())
-        queue = JobLeases(ScriptPipeline(redis), settings, consumer=consumer_name())
+        queue = JobLeases(
+            ScriptPipeline(redis), settings, consumer=consumer or consumer_name()
+        )
         ctx = WorkerContext(redis, queue, store, provider, settings)
         await warm_up(ctx)
     except BaseException as exc:
