@@ -221,12 +221,16 @@ class Worker:
             outcome = await self.queue.fail(
                 attempt,
                 code=JOB_FAILED,
-                reason=for_devices(reason, self.settings.base_url),
+                reason=for_devices(reason, self._provider_url()),
                 retryable=retryable,
             )
         except REDIS_DOWN:
             return
         log.warning("job failed", extra={**extra, "outcome": outcome, "reason": reason})
+
+    def _provider_url(self) -> str:
+        url = getattr(self.ctx.provider, "base_url", None)
+        return url if isinstance(url, str) else self.settings.base_url
 
     async def _drain(self) -> None:
         if not self.tasks:
