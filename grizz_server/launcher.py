@@ -126,7 +126,7 @@ class Launcher:
         os.umask(0o077)  # logs, run.json, Redis's AOF, a new store: owner only
         lock = take_lock()
         try:
-            self.orphans = await previous_generation()
+            self.orphans = await previous_generation(self.settings.shutdown_grace_s + 5)
             _make_private()
             return await self._run()
         finally:

@@ -66,6 +66,8 @@ class Worker:
         self.stopping = asyncio.Event()
         self._last_reclaim = 0.0
         self._last_promote = 0.0
+        self.lost: list[Attempt] = []
+        """Attempts cut off by a Redis outage, to hand back once it is back."""
 
     def stop(self) -> None:
         self.stopping.set()
@@ -80,6 +82,8 @@ class Worker:
                 check_cancelled()
                 try:
                     got = await self._step()
+                    if self.lost:
+                        await self._hand_back_lost()
                 except REDIS_DOWN as exc:
                     log.warning(
                         "redis unavailable; retrying", extra={"error": str(exc)}
@@ -156,6 +160,15 @@ class Worker:
             )
         return found
 
+    async def _hand_back_lost(self) -> None:
+        """Release the attempts a Redis outage cut off (a restarted Redis
+        still holds their leases) and reclaim at once, rather than leave
+        them to the visibility timeout."""
+        while self.lost:
+            await self.queue.release(self.lost[0])
+            self.lost.pop(0)
+        self._last_reclaim = 0.0
+
     async def _read_batch(self, free: int) -> list[Delivery]:
         return await self.queue.read(free, self.settings.block_ms)
 
@@ -206,9 +219,10 @@ class Worker:
                 log.warning("job attempt abandoned (fenced)", extra=extra)
         except REDIS_DOWN as exc:
             log.warning(
-                "redis lost mid-job; left for reclaim",
+                "redis lost mid-job; handing it back once redis is back",
                 extra={**extra, "error": str(exc)},
             )
+            self.lost.append(attempt)
         except Exception as exc:
             await self._fail(attempt, exc)
 
