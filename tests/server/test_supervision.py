@@ -244,3 +244,77 @@ def test_a_flapping_worker_is_left_stopped_while_the_others_serve(
         assert reply.done is not None and reply.text == "Still here."
     finally:
         _stop(proc)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_done_when_every_kill_serves_again_and_loses_nothing(
+    provider_env: FakeOpenAI, grizz_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kill, in turn, the embedded Redis, the launcher, a worker (x5 within a
+    minute) and the gateway, each with a reply in flight, under default queue
+    settings: the server serves again within 10 s, the reply completes, and
+    no process is left behind."""
+    monkeypatch.setenv("GRIZZ_SERVER_SHUTDOWN_GRACE_S", "2")
+    home = grizz_home
+    token = _token(home)
+    port = free_port()
+    log = home / "server" / "logs" / "launcher.log"
+    slow = Text("one two three four five six seven eight", chunk=4, delay=0.15)
+    provider_env.default = slow  # every attempt, first or restarted, says it
+    seen: set[int] = set()
+
+    def round_trip(
+        kill: Callable[[subprocess.Popen[bytes]], None], proc: subprocess.Popen[bytes]
+    ) -> subprocess.Popen[bytes]:
+        async def scenario() -> Reply:
+            device, job = await _send(port, token, "Keep this one.")
+            await device.wait_for(lambda: device.replies.get(job), timeout=20)
+            await device.close()
+            nonlocal proc
+            kill(proc)
+            if proc.poll() is not None:  # the launcher itself: start another
+                proc = _launch_workers(home, port, 2)
+            await asyncio.to_thread(_until, lambda: _healthz(port), 10, "serving again")
+            return await _finish(port, token, job, timeout=15)
+
+        reply = asyncio.run(scenario())
+        assert reply.done is not None, reply
+        assert reply.text == slow.text
+        seen.update(_tree(proc.pid))
+        return proc
+
+    def kill_redis(proc: subprocess.Popen[bytes]) -> None:
+        os.kill(_redis_pid(proc.pid), signal.SIGKILL)
+
+    def kill_launcher(proc: subprocess.Popen[bytes]) -> None:
+        children = _tree(proc.pid)
+        proc.kill()
+        proc.wait()
+        _until(lambda: all(_gone(c) for c in children), 20, "no orphan")
+
+    def kill_worker(proc: subprocess.Popen[bytes]) -> None:
+        def restarted() -> int:  # past its restart backoff
+            pid = _started(log, "worker-1")[-1]
+            return 0 if _gone(pid) else pid
+
+        os.kill(_until(restarted, 15, "worker-1 running"), signal.SIGKILL)
+
+    def kill_gateway(proc: subprocess.Popen[bytes]) -> None:
+        os.kill(_started(log, "gateway")[-1], signal.SIGKILL)
+
+    proc = _launch_workers(home, port, 2)
+    try:
+        _wait_healthy(port, proc)
+        proc = round_trip(kill_redis, proc)
+        proc = round_trip(kill_launcher, proc)
+        _wait_healthy(port, proc)
+        started = time.monotonic()
+        for _ in range(5):
+            proc = round_trip(kill_worker, proc)
+        assert time.monotonic() - started < 60
+        proc = round_trip(kill_gateway, proc)
+        assert proc.poll() is None
+    finally:
+        _stop(proc)
+    _until(lambda: all(_gone(pid) for pid in seen), 20, "no process left behind")
