@@ -8,7 +8,7 @@ time from the kill to the device's `restart` frame (attempt 2 begins on the
 restarted worker). Before the launcher requeued a dead worker's jobs, this
 waited for the visibility timeout (45 s) plus the reclaim period.
 
-    python bench/server_reclaim.py [--trials 5]
+    python bench/server_reclaim.py [--trials 5] [--workers 2]
 """
 
 from __future__ import annotations
@@ -86,6 +86,7 @@ async def _trial(port: int, token: str, log: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--trials", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     fake = FakeOpenAI(default=Text("word " * 40, chunk=5, delay=0.1)).start()
     home = Path(tempfile.mkdtemp(prefix="grizz-bench-reclaim-"))
@@ -104,7 +105,7 @@ def main() -> None:
     token = run("tokens", "add", "alice", "--device", "bench").stdout.strip()
     port = free_port()
     proc = subprocess.Popen(
-        [*CLI, "run", "--port", str(port)],
+        [*CLI, "run", "--workers", str(args.workers), "--port", str(port)],
         env=env,
         stderr=subprocess.DEVNULL,
     )
@@ -125,7 +126,7 @@ def main() -> None:
     print(
         f"kill -9 of the worker -> reply restarts: median "
         f"{statistics.median(figures):.2f} s, max {max(figures):.2f} s "
-        f"({len(figures)} trials; default settings, visibility 45 s)"
+        f"({len(figures)} trials, {args.workers} workers; visibility 45 s)"
     )
 
 
