@@ -190,6 +190,14 @@ def worker(
     burst: Annotated[
         bool, typer.Option("--burst", help="Exit when the queue is empty.")
     ] = False,
+    consumer: Annotated[
+        str,
+        typer.Option(
+            "--consumer",
+            help="Consumer name in the job group (default: host:pid:random; "
+            "never reuse one a live worker holds).",
+        ),
+    ] = "",
     verbose: Verbose = False,
 ) -> None:
     """Run one worker process in the foreground (needs REDIS_URL)."""
@@ -198,7 +206,7 @@ def worker(
     settings = _settings(db_url=db_url, redis_url=redis_url)
     _require_redis(settings)
     _logging(name, settings, verbose)
-    _serve(serve_worker(settings, burst=burst))
+    _serve(serve_worker(settings, burst=burst, consumer=consumer))
 
 
 def _require_redis(settings: ServerSettings) -> None:

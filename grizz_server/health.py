@@ -5,8 +5,6 @@ Must not import: websockets, the core's session, textual.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -14,7 +12,8 @@ from typing import Any
 
 from grizz_core.errors import GrizzError
 from grizz_server import keys
-from grizz_server.launcher import run_file, safe_url
+from grizz_server.generation import read_run_file
+from grizz_server.preflight import safe_url
 from grizz_server.settings import ServerSettings
 
 STALE_WINDOW_MS = 3_600_000
@@ -45,11 +44,7 @@ class Report:
 
 def running_server() -> dict[str, Any]:
     """What the local launcher wrote about itself ({} when none is running)."""
-    with contextlib.suppress(OSError, ValueError):
-        data = json.loads(run_file().read_text())
-        if isinstance(data, dict):
-            return data
-    return {}
+    return read_run_file()
 
 
 async def check(settings: ServerSettings) -> Report:
@@ -64,6 +59,9 @@ async def check(settings: ServerSettings) -> Report:
         await _check_redis(redis_url, report, heartbeat_ms, settings)
     if local.get("port"):
         _check_gateway(str(local.get("host", "127.0.0.1")), int(local["port"]), report)
+    failing = local.get("failing")
+    for name, why in (failing if isinstance(failing, dict) else {}).items():
+        report.add(str(name), False, f"left stopped: {why}")
     return report
 
 

@@ -17,6 +17,8 @@ One module so a reader (or `grizz-server check`) can see the whole key space:
 - `grizz:gateway:{id}:inbox` (stream): a copy of every output entry of the
   jobs of that gateway's users (`queue/scripts.py` builds this name in Lua).
 - `grizz:worker:{name}` (string, PX): a live worker's heartbeat.
+- `grizz:failing` (hash): processes a launcher left stopped after too many
+  crashes, `host:GRIZZ_HOME/name` → why (read by /healthz).
 - `grizz:tokens:revoked` (pub/sub channel): ids (or unique id prefixes) of
   device tokens just revoked; every gateway re-checks and closes their
   connections (`gateway/revocation.py`).
@@ -34,6 +36,8 @@ DLQ = f"{PREFIX}:dlq"
 INFLIGHT = f"{PREFIX}:inflight"
 TOKENS_REVOKED = f"{PREFIX}:tokens:revoked"
 """Pub/sub channel: a device token id (or unique prefix) that was just revoked."""
+FAILING = f"{PREFIX}:failing"
+"""Hash: `host:home/name` → why a launcher left that process stopped."""
 WORKERS = f"{PREFIX}:workers"
 """Zset of worker names by last heartbeat (ms); the string keys decide liveness."""
 

@@ -7,11 +7,16 @@ second) because a job queue that forgets its jobs on restart is not a queue
 `maxmemory-policy noeviction` because an evicted lease or job record would
 break the queue's guarantees.
 
+It is started with a parent-death signal (`processes.py`): when the process
+that started it dies, even by SIGKILL, it gets SIGTERM, writes its AOF and
+exits, so it never outlives its launcher (or a test run).
+
 Must not import: websockets, the store, the core.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import shutil
 import socket
@@ -20,6 +25,7 @@ import time
 from pathlib import Path
 
 from grizz_core.errors import ConfigError
+from grizz_server.processes import parent_death_hook
 
 
 def find_binary() -> str:
@@ -84,11 +90,11 @@ class RedisProcess:
             args += ["--appendonly", "no"]
         return args
 
-    def start(self, timeout: float = 10.0) -> RedisProcess:
-        """Start and wait until it answers PING.
+    def spawn(self) -> subprocess.Popen[bytes]:
+        """Start the process (from the AOF in `directory`, if any) without waiting.
 
-        Raises:
-            ConfigError: it did not come up within `timeout` seconds.
+        Call it from the thread that will outlive it (the launcher's main
+        thread): the parent-death signal follows the thread that forked.
         """
         # The AOF holds every queued message's text: owner only.
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -98,16 +104,44 @@ class RedisProcess:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=parent_death_hook(),
         )
+        return self.proc
+
+    def start(self, timeout: float = 10.0) -> RedisProcess:
+        """Start and wait until it answers PING.
+
+        Raises:
+            ConfigError: it did not come up within `timeout` seconds.
+        """
+        proc = self.spawn()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
+            if proc.poll() is not None:
                 break
             if self._ping():
                 return self
             time.sleep(0.02)
         self.stop()
-        raise ConfigError(
+        raise self._not_started()
+
+    async def astart(self, timeout: float = 30.0) -> RedisProcess:
+        """`start` for an event loop (a restart: loading a large AOF takes time).
+
+        Raises:
+            ConfigError: it did not come up within `timeout` seconds.
+        """
+        proc = self.spawn()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and proc.poll() is None:
+            if await asyncio.to_thread(self._ping):
+                return self
+            await asyncio.sleep(0.02)
+        self.stop()
+        raise self._not_started()
+
+    def _not_started(self) -> ConfigError:
+        return ConfigError(
             f"The embedded redis-server did not start on port {self.port}; "
             f"see {self.directory / 'redis.log'}."
         )

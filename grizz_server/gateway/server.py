@@ -34,6 +34,7 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from grizz_core.errors import GrizzError
+from grizz_server import keys
 from grizz_server.aio import settle_heap
 from grizz_server.gateway import auth, revocation
 from grizz_server.gateway.connection import Connection
@@ -43,7 +44,7 @@ from grizz_server.gateway.metrics import Metrics
 from grizz_server.gateway.streams import JobStreams
 from grizz_server.logs import one_line
 from grizz_server.queue.admission import JobAdmission
-from grizz_server.queue.jobs import connect_redis
+from grizz_server.queue.jobs import as_text, connect_redis
 from grizz_server.queue.pipeline import ScriptPipeline
 from grizz_server.settings import ServerSettings, StartupError, startup_failure
 from grizz_server.store import Principal, ServerStore
@@ -157,8 +158,11 @@ class Gateway:
 
     async def _healthz(self, connection: ServerConnection) -> Response:
         problems: list[str] = []
+        failing: dict[bytes | str, bytes | str] = {}
         try:
             await self.redis.ping()
+            # workers a launcher left stopped: the server still serves
+            failing = await self.redis.hgetall(keys.FAILING)
         except (RedisError, OSError):
             problems.append("redis unreachable")
         try:
@@ -166,8 +170,11 @@ class Gateway:
         except GrizzError as exc:
             problems.append(f"store: {exc}")
         status = HTTPStatus.SERVICE_UNAVAILABLE if problems else HTTPStatus.OK
-        body = json.dumps({"ok": not problems, "problems": problems}) + "\n"
-        return _response(connection, status, body, "application/json")
+        body = {"ok": not problems, "problems": problems}
+        if failing:
+            body["failing"] = sorted(as_text(v) for v in failing.values())
+        text = json.dumps(body) + "\n"
+        return _response(connection, status, text, "application/json")
 
     # -- WebSocket ------------------------------------------------------------
 

@@ -2,7 +2,8 @@
 
 Delivery is at-least-once: a job's entry stays in the consumer group's pending
 list until `finish` or `fail` acknowledges it, a dead worker's entries are
-reclaimed with XAUTOCLAIM once idle past the visibility timeout, and a live
+reclaimed with XAUTOCLAIM once idle past the visibility timeout (or at once,
+by `requeue_dead`, when the launcher saw its process exit), and a live
 worker keeps its entry fresh (and its lease alive) with `extend`. Every write
 is fenced by the attempt's token, in one Lua script (`scripts.py`) per step;
 the calls share the process's `ScriptPipeline`.
@@ -12,6 +13,7 @@ Must not import: websockets, the store, the core.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import secrets
@@ -301,3 +303,38 @@ class JobLeases:
                 [limit, self.settings.jobs_maxlen, keys.job_info("")],
             )
         )
+
+
+async def requeue_dead(
+    pipeline: ScriptPipeline, settings: ServerSettings, consumer: str
+) -> int:
+    """Put the jobs of `consumer`, whose process is known to be dead, back on
+    the queue at once and forget the consumer; the number of entries it held.
+
+    Waiting for the visibility timeout (45 s by default) is for workers that
+    may only be slow; the launcher calls this for a worker it saw exit, and
+    at start for the previous run's workers.
+    """
+    total = 0
+    batch = 100
+    while True:
+        seen = int(
+            await pipeline.run(
+                "ORPHANS",
+                [keys.JOBS],
+                [
+                    keys.GROUP,
+                    consumer,
+                    settings.jobs_maxlen,
+                    keys.job_info(""),
+                    keys.lease(""),
+                    batch,
+                ],
+            )
+        )
+        total += seen
+        if seen < batch:
+            break
+    with contextlib.suppress(ResponseError):  # no group yet: nothing was read
+        await pipeline.redis.xgroup_delconsumer(keys.JOBS, keys.GROUP, consumer)
+    return total

@@ -33,6 +33,7 @@ SCRIPTS = (
     "PROMOTE",
     "RELEASE",
     "REQUEUE",
+    "ORPHANS",
 )
 """The names of the Lua scripts in `scripts.py` the roles call."""
 

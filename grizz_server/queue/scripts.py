@@ -328,3 +328,40 @@ for _, item in ipairs(redis.call('XRANGE', KEYS[5], '-', '+')) do
 end
 return {'queued', entry}
 """
+
+ORPHANS = """
+-- KEYS: 1 jobs; ARGV: 1 group, 2 consumer, 3 jobs_maxlen, 4 info key prefix,
+--       5 lease key prefix, 6 count
+-- Requeue what a consumer known to be dead (its process exited) was holding:
+-- each of its pending entries is acked and removed, and a job that entry
+-- still stood for goes back on the stream as a new entry with its lease
+-- dropped, so a blocked XREADGROUP hands it to a live worker at once (the
+-- next `begin` counts the attempt). An entry for a job that is gone, done,
+-- dead or re-entered is dropped, as `begin` would. Returns the number of
+-- entries looked at (`count` means: call again).
+local pending = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', ARGV[6], ARGV[2])
+for _, p in ipairs(pending) do
+  local entry = p[1]
+  local item = redis.call('XRANGE', KEYS[1], entry, entry)
+  local job = nil
+  if item[1] then
+    local fields = item[1][2]
+    for i = 1, #fields, 2 do
+      if fields[i] == 'job' then job = fields[i + 1] end
+    end
+  end
+  redis.call('XACK', KEYS[1], ARGV[1], entry)
+  redis.call('XDEL', KEYS[1], entry)
+  if job then
+    local info = ARGV[4] .. job
+    local f = redis.call('HMGET', info, 'state', 'entry', 'user')
+    if f[2] == entry and (f[1] == 'running' or f[1] == 'queued') then
+      redis.call('DEL', ARGV[5] .. job)
+      local new = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*',
+        'job', job, 'user', f[3])
+      redis.call('HSET', info, 'state', 'queued', 'token', '', 'entry', new)
+    end
+  end
+end
+return #pending
+"""

@@ -16,10 +16,13 @@ import contextlib
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import time
 import uuid
+from dataclasses import replace
+from urllib.parse import urlsplit
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
@@ -63,6 +66,8 @@ class Worker:
         self.stopping = asyncio.Event()
         self._last_reclaim = 0.0
         self._last_promote = 0.0
+        self.lost: list[Attempt] = []
+        """Attempts cut off by a Redis outage, to hand back once it is back."""
 
     def stop(self) -> None:
         self.stopping.set()
@@ -77,6 +82,8 @@ class Worker:
                 check_cancelled()
                 try:
                     got = await self._step()
+                    if self.lost:
+                        await self._hand_back_lost()
                 except REDIS_DOWN as exc:
                     log.warning(
                         "redis unavailable; retrying", extra={"error": str(exc)}
@@ -153,6 +160,15 @@ class Worker:
             )
         return found
 
+    async def _hand_back_lost(self) -> None:
+        """Release the attempts a Redis outage cut off (a restarted Redis
+        still holds their leases) and reclaim at once, rather than leave
+        them to the visibility timeout."""
+        while self.lost:
+            await self.queue.release(self.lost[0])
+            self.lost.pop(0)
+        self._last_reclaim = 0.0
+
     async def _read_batch(self, free: int) -> list[Delivery]:
         return await self.queue.read(free, self.settings.block_ms)
 
@@ -203,9 +219,10 @@ class Worker:
                 log.warning("job attempt abandoned (fenced)", extra=extra)
         except REDIS_DOWN as exc:
             log.warning(
-                "redis lost mid-job; left for reclaim",
+                "redis lost mid-job; handing it back once redis is back",
                 extra={**extra, "error": str(exc)},
             )
+            self.lost.append(attempt)
         except Exception as exc:
             await self._fail(attempt, exc)
 
@@ -216,11 +233,18 @@ class Worker:
             log.error("job crashed", exc_info=exc, extra=extra)
         try:
             outcome = await self.queue.fail(
-                attempt, code=JOB_FAILED, reason=reason, retryable=retryable
+                attempt,
+                code=JOB_FAILED,
+                reason=for_devices(reason, self._provider_url()),
+                retryable=retryable,
             )
         except REDIS_DOWN:
             return
         log.warning("job failed", extra={**extra, "outcome": outcome, "reason": reason})
+
+    def _provider_url(self) -> str:
+        url = getattr(self.ctx.provider, "base_url", None)
+        return url if isinstance(url, str) else self.settings.base_url
 
     async def _drain(self) -> None:
         if not self.tasks:
@@ -263,6 +287,21 @@ def classify(exc: Exception) -> tuple[bool, str]:
     return True, f"Internal error in the worker ({type(exc).__name__})."
 
 
+def for_devices(reason: str, base_url: str) -> str:
+    """`reason` as devices see it: without the provider's address, which is
+    the server's business (the server log keeps the full sentence), and
+    without the HTTP client's retry count (the worker's provider makes none).
+    """
+    parts = urlsplit(base_url)
+    text = re.sub(r" after \d+ retries", "", reason)
+    for where in (f"{base_url.rstrip('/')}/chat/completions", base_url.rstrip("/")):
+        text = text.replace(where, "the provider's endpoint")
+    for where in filter(None, (parts.netloc, parts.hostname)):
+        text = text.replace(f"The provider at {where}", "The provider")
+        text = text.replace(where, "the provider")
+    return text[:1].upper() + text[1:]
+
+
 async def warm_up(ctx: WorkerContext) -> None:
     """Pay first-use costs (lazy imports, SQL compilation) before taking jobs.
 
@@ -288,13 +327,18 @@ def make_worker_provider(
     """The provider the server's settings select (`ProviderSettings` and
     `api_key`), one kept-alive connection per concurrent reply.
 
+    It never retries a request itself (`max_retries=0`): the queue's
+    `max_attempts` is the one budget, so a message the provider keeps failing
+    on costs at most `max_attempts` provider requests, each after the queue's
+    backoff (README, "Retries").
+
     Raises:
         ConfigError: a hosted API and no `api_key` (exit code 3).
     """
     from grizz_core.providers.factory import make_provider
 
     return make_provider(
-        settings,
+        replace(settings, max_retries=0),
         api_key=settings.api_key or None,
         missing_key=(
             f"No API key for {settings.base_url}. Set GRIZZ_SERVER_API_KEY (or "
@@ -306,8 +350,17 @@ def make_worker_provider(
     )
 
 
-async def serve_worker(settings: ServerSettings, *, burst: bool = False) -> None:
-    """A worker process: open Redis, the store and the provider; run until SIGTERM."""
+async def serve_worker(
+    settings: ServerSettings, *, burst: bool = False, consumer: str = ""
+) -> None:
+    """A worker process: open Redis, the store and the provider; run until SIGTERM.
+
+    Args:
+        settings: the server's settings.
+        burst: exit once the queue is drained.
+        consumer: its consumer name in the group (the launcher gives one, to
+            requeue its jobs at once if the process dies); default: a new one.
+    """
     from grizz_server.store import ServerStore, default_db_url
 
     provider = make_worker_provider(settings)
@@ -315,7 +368,9 @@ async def serve_worker(settings: ServerSettings, *, burst: bool = False) -> None
     store: ServerStore | None = None
     try:
         store = await ServerStore.open(settings.db_url or default_db_url())
-        queue = JobLeases(ScriptPipeline(redis), settings, consumer=consumer_name())
+        queue = JobLeases(
+            ScriptPipeline(redis), settings, consumer=consumer or consumer_name()
+        )
         ctx = WorkerContext(redis, queue, store, provider, settings)
         await warm_up(ctx)
     except BaseException as exc:
