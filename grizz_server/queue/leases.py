@@ -337,4 +337,7 @@ async def requeue_dead(
             break
     with contextlib.suppress(ResponseError):  # no group yet: nothing was read
         await pipeline.redis.xgroup_delconsumer(keys.JOBS, keys.GROUP, consumer)
+    # its heartbeat key would count it alive for up to two more heartbeats;
+    # `check` now reports it stale at once
+    await pipeline.redis.delete(keys.worker(consumer))
     return total
