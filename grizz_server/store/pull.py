@@ -24,6 +24,9 @@ from .validate import Invalid, prepare
 MAX_PULL = 1000
 MAX_SEQ = 10**19 - 1
 """The largest change number a page is sized for (19 digits)."""
+MAX_CURSOR = 2**63 - 1
+"""The largest cursor the database can compare with (a signed 64-bit integer);
+a larger `after` is read as this one (no user has that many changes)."""
 
 
 async def pull(
@@ -42,7 +45,7 @@ async def pull(
     would take more than that many bytes (at least one change is always
     returned), so it fits a frame; `has_more` says so. The
     returned cursor never exceeds the user's current change number, whatever
-    `after` was.
+    `after` was (an `after` past 2^63 - 1 is read as 2^63 - 1).
 
     Returns:
         (changes `[{"seq", "entity", "id", "data"}]`, next cursor, has_more).
@@ -52,6 +55,7 @@ async def pull(
     """
     if not isinstance(after, int) or isinstance(after, bool) or after < 0:
         raise UsageError("The sync cursor must be a non-negative integer.")
+    after = min(after, MAX_CURSOR)  # beyond it the database's integers overflow
     limit = max(1, min(int(limit), MAX_PULL))
     found: list[tuple[int, str, dict[str, Any]]] = []
     async with backend.snapshot() as conn:

@@ -303,6 +303,13 @@ class TestPull:
         page, cursor, _ = await alice.pull(2)
         assert [c["id"] for c in page] == ["m2"] and cursor == 3
 
+    async def test_a_cursor_past_the_databases_integers_is_clamped(
+        self, alice: UserStore
+    ) -> None:
+        await alice.push([conversation(), message("m1")])
+        for after in (2**63 - 1, 2**63, 2**64, 10**30):
+            assert await alice.pull(after) == ([], 2, False)
+
     async def test_pull_carries_attachments(self, alice: UserStore) -> None:
         await alice.ensure_day(DAY, "UTC")
         from grizz_core.domain import Attachment
