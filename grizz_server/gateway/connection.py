@@ -172,6 +172,7 @@ class Connection:
                     code=exc.code,
                     message=exc.message,
                     ref=ref,
+                    job_id=getattr(exc, "job_id", ""),
                     retry_after=getattr(exc, "retry_after", 0.0),
                 )
             )
@@ -256,6 +257,9 @@ class Connection:
             del self.sent[next(iter(self.sent))]
         for frame in self.held.pop(job_id, ()):
             self.emit_nowait(frame)
+
+    def is_following(self, job_id: str) -> bool:
+        return job_id in self.following
 
     def unfollow(self, job_id: str) -> None:
         self.held.pop(job_id, None)

@@ -25,6 +25,8 @@ from grizz_core import protocol as p
 from grizz_core.domain import Message, Role, day_conversation_id
 from grizz_core.errors import ConfigError, ProtocolError, StoreError, UsageError
 from grizz_server.gateway.context import GatewayContext
+from grizz_server.gateway.entries import entry_frame
+from grizz_server.gateway.streams import entry_after, is_terminal
 from grizz_server.queue.admission import JobAdmission
 from grizz_server.queue.jobs import JobMessage, job_id_for, reply_id_for
 from grizz_server.store import UserStore
@@ -54,9 +56,23 @@ class Device(Protocol):
         """Stop streaming job `job_id` to the device."""
         ...
 
+    def is_following(self, job_id: str) -> bool:
+        """True while job `job_id`'s output streams to the device."""
+        ...
+
     def release(self, job_id: str) -> None:
         """Send the frames of `job_id` held back until its `accepted` was out."""
         ...
+
+
+class JobNotFound(ProtocolError):
+    """A job the device named is not one of its user's (or is gone)."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(
+            "No such reply; pull to get the stored messages.", code=p.NOT_FOUND
+        )
+        self.job_id = job_id
 
 
 class Refused(ProtocolError):
@@ -134,14 +150,18 @@ async def send(ctx: GatewayContext, conn: Device, frame: p.Send) -> None:
         text=frame.text,
     )
     queue = ctx.queue
-    # follow before queueing, so no entry of the job can come before it
-    conn.follow(job.job_id, "0", fresh=True, hold=True)
+    # a re-send while the reply streams here: the stream goes on where it is
+    # (following it again from "0" would repeat what the device already has)
+    following = conn.is_following(job.job_id)
+    if not following:  # before queueing, so no entry of the job comes before it
+        conn.follow(job.job_id, "0", fresh=True, hold=True)
     try:
         admission = await queue.submit(job)
     except BaseException:
-        conn.unfollow(job.job_id)
+        if not following:
+            conn.unfollow(job.job_id)
         raise
-    if admission.status != "queued":
+    if admission.status != "queued" and not following:
         conn.unfollow(job.job_id)
     if admission.status == "exists":
         existing = await _existing(conn, job, same_day=bool(frame.day))
@@ -274,13 +294,26 @@ async def _accept(
 
 
 async def resume(ctx: GatewayContext, conn: Device, frame: p.Resume) -> None:
-    """Follow a job of this user's again, after the last entry the device saw."""
+    """Follow a job of this user's again, after the last entry the device saw.
+
+    A device that already saw the job's last entry (or names a later one) gets
+    that final `done` or `error` again, so it always learns the job is over.
+    """
     owner = await ctx.queue.job_owner(frame.job_id)
     if owner != conn.user_id:  # another user's job looks exactly like a missing one
-        raise ProtocolError(
-            "No such reply; pull to get the stored messages.", code=p.NOT_FOUND
-        )
+        raise JobNotFound(frame.job_id)
     conn.unfollow(frame.job_id)
+    if frame.after != "0":
+        last = await ctx.streams.last_entry(frame.job_id)
+        if (
+            last is not None
+            and is_terminal(last[1])
+            and not entry_after(last[0], frame.after)
+        ):
+            final = entry_frame(frame.job_id, *last)
+            if final is not None:
+                await conn.emit(final)
+                return
     conn.follow(frame.job_id, frame.after)
 
 
