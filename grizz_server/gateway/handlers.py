@@ -24,6 +24,7 @@ from grizz_core import days
 from grizz_core import protocol as p
 from grizz_core.domain import Message, Role, day_conversation_id
 from grizz_core.errors import ConfigError, ProtocolError, StoreError, UsageError
+from grizz_server.gateway.announce import changed_budget
 from grizz_server.gateway.context import GatewayContext
 from grizz_server.gateway.entries import entry_frame
 from grizz_server.gateway.streams import entry_after, is_terminal
@@ -58,6 +59,10 @@ class Device(Protocol):
 
     def is_following(self, job_id: str) -> bool:
         """True while job `job_id`'s output streams to the device."""
+        ...
+
+    def began(self, job_id: str, cursor: int) -> None:
+        """Job `job_id` began at the user's cursor `cursor` (see announce.py)."""
         ...
 
     def release(self, job_id: str) -> None:
@@ -169,24 +174,35 @@ async def send(ctx: GatewayContext, conn: Device, frame: p.Send) -> None:
         return
     _refuse(admission.status, admission.retry_after_ms)
     try:
-        message = await _store(conn, job)
+        message, new_day = await _store(conn, job)
     except ProtocolError:
         conn.unfollow(job.job_id)
         await queue.cancel(conn.user_id, job.job_id)
         raise
     ctx.metrics.inc("grizz_jobs_accepted_total")
     try:
+        event = await _job_event(conn, job.job_id, message, new_day)
+        conn.began(job.job_id, event["cursor"])
         await _accept(conn, frame, job.job_id, message, False)
     finally:
         conn.release(job.job_id)  # its chunks, after `accepted`
-    await publish(queue, conn.user_id, await _job_event(conn, job.job_id, message))
+    if new_day is not None:  # `accepted` carries the message, not its new day
+        await conn.emit(p.Changed(cursor=event["cursor"], changes=[new_day]))
+    await publish(queue, conn.user_id, event)
 
 
-async def _store(conn: Device, job: JobMessage) -> Message:
-    """Store the job's message (idempotent: the worker may have stored it)."""
+async def _store(
+    conn: Device, job: JobMessage
+) -> tuple[Message, dict[str, Any] | None]:
+    """Store the job's message (idempotent: the worker may have stored it).
+
+    Returns:
+        The message, and the day's conversation as a change when this send
+        created it.
+    """
     try:
-        await conn.store.ensure_day(job.day, job.zone)
-        return await conn.store.add_message(
+        day = await conn.store.create_day(job.day, job.zone)
+        message = await conn.store.add_message(
             conversation_id=job.conversation_id,
             role=Role.USER,
             content=job.text,
@@ -194,6 +210,7 @@ async def _store(conn: Device, job: JobMessage) -> Message:
         )
     except (StoreError, UsageError) as exc:
         raise ProtocolError(str(exc), code=p.CONFLICT) from None
+    return message, day
 
 
 async def _existing(conn: Device, job: JobMessage, *, same_day: bool) -> Message | None:
@@ -208,7 +225,7 @@ async def _existing(conn: Device, job: JobMessage, *, same_day: bool) -> Message
     """
     message = await conn.store.get_message(job.message_id)
     if message is None:
-        return await _store(conn, job)
+        return (await _store(conn, job))[0]
     if (
         message.role != Role.USER
         or message.content != job.text
@@ -222,9 +239,21 @@ async def _existing(conn: Device, job: JobMessage, *, same_day: bool) -> Message
     return message
 
 
-async def _job_event(conn: Device, job_id: str, message: Message) -> dict[str, Any]:
-    """The event telling the user's devices: a new message, and its reply is coming."""
+async def _job_event(
+    conn: Device, job_id: str, message: Message, day: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The event telling the user's devices: a new message (and, if this send
+    created it, its day's conversation), and its reply is coming."""
     cursor = await conn.store.current_seq()
+    changes = [] if day is None else [day]
+    changes.append(
+        {
+            "seq": cursor,
+            "entity": "messages",
+            "id": message.id,
+            "data": message.to_dict(),
+        }
+    )
     return {
         "kind": "job",
         "job_id": job_id,
@@ -232,14 +261,7 @@ async def _job_event(conn: Device, job_id: str, message: Message) -> dict[str, A
         "reply_id": reply_id_for(job_id),
         "conversation_id": message.conversation_id,
         "cursor": cursor,
-        "changes": [
-            {
-                "seq": cursor,
-                "entity": "messages",
-                "id": message.id,
-                "data": message.to_dict(),
-            }
-        ],
+        "changes": changes,
     }
 
 
@@ -315,6 +337,7 @@ async def resume(ctx: GatewayContext, conn: Device, frame: p.Resume) -> None:
                 await conn.emit(final)
                 return
     conn.follow(frame.job_id, frame.after)
+    conn.began(frame.job_id, await conn.store.current_seq())
 
 
 def page_overhead(ref: str) -> int:
@@ -347,29 +370,52 @@ async def pull(ctx: GatewayContext, conn: Device, frame: p.Pull) -> None:
 
 
 async def push(ctx: GatewayContext, conn: Device, frame: p.Push) -> None:
-    """Apply a device's changes, answer with their results, tell its other devices."""
-    limit = ctx.settings.max_push
-    if len(frame.changes) > limit:
+    """Apply a device's changes, answer with their results, tell its devices.
+
+    Raises:
+        ProtocolError: `too_large` (too many changes), `bad_change` (text that
+            is not Unicode), `internal` (the database failed: nothing applied).
+    """
+    settings = ctx.settings
+    if len(frame.changes) > settings.max_push:
         raise ProtocolError(
-            f"A push may carry at most {limit} changes.", code=p.TOO_LARGE
+            f"A push may carry at most {settings.max_push} changes.", code=p.TOO_LARGE
         )
     try:
         json.dumps(frame.changes, ensure_ascii=False).encode()
-        results = _too_big_to_pull(ctx.settings.max_frame_bytes, frame.changes)
-        kept = [i for i, result in enumerate(results) if result is None]
-        stored = await conn.store.push([frame.changes[i] for i in kept])
-    except (UsageError, StoreError, UnicodeEncodeError, ValueError) as exc:
-        raise ProtocolError(str(exc), code=p.BAD_CHANGE) from None
+    except UnicodeEncodeError:
+        raise ProtocolError(
+            "The push holds text that is not valid Unicode (a lone surrogate), "
+            "so none of it was applied.",
+            code=p.BAD_CHANGE,
+        ) from None
+    results = _too_big_to_pull(settings.max_frame_bytes, frame.changes)
+    kept = [i for i, result in enumerate(results) if result is None]
+    try:
+        stored = await conn.store.push(
+            [frame.changes[i] for i in kept], max_skew_s=settings.max_clock_skew_s
+        )
+    except StoreError as exc:
+        log.warning("a push failed in the database", extra={"error": str(exc)})
+        raise ProtocolError(
+            "The server's database failed, so nothing of this push was applied; "
+            "push it again later.",
+            code=p.INTERNAL,
+        ) from None
     for index, result in zip(kept, stored, strict=True):
         results[index] = result
-    cursor = await conn.store.current_seq()
+    applied = [
+        (r["entity"], r["id"])
+        for r in results
+        if r is not None and r.get("status") == p.APPLIED
+    ]
+    changes, cursor = await conn.store.changes_of(
+        applied, max_bytes=changed_budget(settings.max_frame_bytes)
+    )
     await conn.emit(p.Pushed(results=results, cursor=cursor, ref=frame.ref))
-    if any(r is not None and r.get("status") == "applied" for r in results):
-        await publish(
-            ctx.queue,
-            conn.user_id,
-            {"kind": "changed", "cursor": cursor, "changes": []},
-        )
+    if applied:
+        event = {"kind": "changed", "cursor": cursor, "changes": changes}
+        await publish(ctx.queue, conn.user_id, event)
 
 
 def _too_big_to_pull(max_frame: int, changes: list[Any]) -> list[dict[str, Any] | None]:
@@ -389,7 +435,7 @@ def _too_big_to_pull(max_frame: int, changes: list[Any]) -> list[dict[str, Any] 
             {
                 "id": _str(change, "id"),
                 "entity": _str(change, "entity"),
-                "status": "rejected",
+                "status": p.REJECTED,
                 "error": f"too large: this change would take {size} bytes in a "
                 f"pull, more than fits in one frame ({budget} of the server's "
                 f"max_frame_bytes {max_frame})",

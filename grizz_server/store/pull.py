@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import functools
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Table, bindparam, select
@@ -98,6 +99,54 @@ async def pull(
     return changes, (found[-1][0] if found else top), has_more
 
 
+async def changes_of(
+    backend: StoreBackend,
+    user_id: str,
+    rows: Sequence[tuple[str, str]],
+    max_bytes: int | None = None,
+) -> tuple[list[dict[str, Any]], int]:
+    """These rows as `pull` gives them (latest state, own `seq`), oldest first.
+
+    Args:
+        rows: (entity, id) pairs; rows that do not exist are left out.
+        max_bytes: when the changes (as compact JSON, with the commas between
+            them) would take more, none are returned.
+
+    Returns:
+        (changes, the user's current change number), read in one snapshot.
+    """
+    found: list[tuple[int, str, dict[str, Any]]] = []
+    async with backend.snapshot() as conn:
+        for entity, table in ENTITY_TABLES.items():
+            ids = sorted({i for e, i in rows if e == entity})
+            for chunk in chunks(ids):
+                result = await conn.execute(
+                    select(table).where(
+                        table.c.user_id == user_id, table.c.id.in_(chunk)
+                    )
+                )
+                found += [(r.seq, entity, dict(r._mapping)) for r in result]
+        top = int((await conn.run(q.current_seq, {"k_uid": user_id})).scalar() or 0)
+        files = await _attachments_of(
+            conn,
+            user_id,
+            [r["id"] for _, e, r in found if e == "messages" and r["has_attachments"]],
+        )
+    found.sort(key=lambda item: item[0])
+    changes = [
+        {
+            "seq": seq,
+            "entity": entity,
+            "id": row["id"],
+            "data": _data(entity, row, files),
+        }
+        for seq, entity, row in found
+    ]
+    if max_bytes is not None and sum(change_bytes(c) + 1 for c in changes) > max_bytes:
+        return [], top
+    return changes, top
+
+
 def change_bytes(change: dict[str, Any]) -> int:
     """The exact size of one change in a frame (compact JSON, UTF-8)."""
     return len(json.dumps(change, separators=(",", ":"), ensure_ascii=False).encode())
@@ -169,6 +218,16 @@ async def _attachments_of(
                 }
             )
     return out
+
+
+def conversation_change(row: dict[str, Any]) -> dict[str, Any]:
+    """A stored conversation row (with its `seq`) as a pull change."""
+    return {
+        "seq": row["seq"],
+        "entity": "conversations",
+        "id": row["id"],
+        "data": _data("conversations", row, {}),
+    }
 
 
 def _data(
