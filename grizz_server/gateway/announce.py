@@ -1,4 +1,5 @@
-"""Rows a reply writes besides itself, announced when the reply ends.
+"""Live events for a user's devices (`publish`), and the rows a reply writes
+besides itself, announced when the reply ends.
 
 A reply's worker writes the reply row, which the `changed` that comes with
 `done` carries. Through Grizz's memory tools (`remember`, `forget`) it also
@@ -15,10 +16,17 @@ this), the core's session or provider, textual.
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
+from redis.exceptions import RedisError
+
 from grizz_core import protocol as p
+from grizz_server.queue.admission import JobAdmission
 from grizz_server.store import UserStore
 from grizz_server.store.pull import MAX_SEQ
 
+log = logging.getLogger(__name__)
 WRITING_TOOLS = frozenset({b"remember", b"forget"})
 """The memory tools whose use writes a note."""
 MEMORY = 256
@@ -76,3 +84,20 @@ async def rows_since(
     if more:  # too many for one frame: the cursor tells the device to pull
         return p.Changed(cursor=await store.current_seq(), changes=[])
     return p.Changed(cursor=cursor, changes=changes)
+
+
+async def publish(queue: JobAdmission, user_id: str, event: dict[str, Any]) -> None:
+    """Send `event` to every device of `user_id`, on every gateway.
+
+    Best effort, tried twice: after a Redis restart the first command on a
+    pooled connection fails, and a duplicate event is harmless (devices
+    apply changes by id and follow a job once). A device that still misses
+    one catches up with `pull`.
+    """
+    for attempt in (1, 2):
+        try:
+            await queue.announce(user_id, event)
+            return
+        except (RedisError, OSError) as exc:
+            if attempt == 2:
+                log.warning("could not publish a live event", extra={"error": str(exc)})

@@ -5,7 +5,8 @@ and the `Device` the frame came in on, explicitly. Every handler
 acts only on that device's own user: the store it uses is the connection's
 `for_user` view, job ids are derived from the user id, and a job named by a
 device is served only after checking its owner. Refusals raise
-`ProtocolError` with the code the device sees.
+`ProtocolError` with the code the device sees. `pull` and `push` are in
+`sync.py`.
 
 Must not import: the gateway's server or connection (they build on this),
 the core's session or provider, textual.
@@ -13,61 +14,20 @@ the core's session or provider, textual.
 
 from __future__ import annotations
 
-import json
-import logging
 import uuid
-from typing import Any, Protocol
-
-from redis.exceptions import RedisError
+from typing import Any
 
 from grizz_core import days
 from grizz_core import protocol as p
 from grizz_core.domain import Message, Role, day_conversation_id
 from grizz_core.errors import ConfigError, ProtocolError, StoreError, UsageError
-from grizz_server.gateway.announce import changed_budget
+from grizz_server.gateway import sync
+from grizz_server.gateway.announce import publish
 from grizz_server.gateway.context import GatewayContext
+from grizz_server.gateway.device import Device
 from grizz_server.gateway.entries import entry_frame
 from grizz_server.gateway.streams import entry_after, is_terminal
-from grizz_server.queue.admission import JobAdmission
 from grizz_server.queue.jobs import JobMessage, job_id_for, reply_id_for
-from grizz_server.store import UserStore
-from grizz_server.store.pull import MAX_SEQ, pulled_bytes
-
-log = logging.getLogger(__name__)
-
-
-class Device(Protocol):
-    """The connection a frame came in on, as far as the handlers use it."""
-
-    user_id: str
-    store: UserStore
-    """The store as seen by this device's user."""
-
-    async def emit(self, frame: p.Frame) -> None:
-        """Send `frame` to the device (after those already queued)."""
-        ...
-
-    def follow(
-        self, job_id: str, after: str = "0", *, fresh: bool = False, hold: bool = False
-    ) -> None:
-        """Stream job `job_id`'s output to the device from after entry `after`."""
-        ...
-
-    def unfollow(self, job_id: str) -> None:
-        """Stop streaming job `job_id` to the device."""
-        ...
-
-    def is_following(self, job_id: str) -> bool:
-        """True while job `job_id`'s output streams to the device."""
-        ...
-
-    def began(self, job_id: str, cursor: int) -> None:
-        """Job `job_id` began at the user's cursor `cursor` (see announce.py)."""
-        ...
-
-    def release(self, job_id: str) -> None:
-        """Send the frames of `job_id` held back until its `accepted` was out."""
-        ...
 
 
 class JobNotFound(ProtocolError):
@@ -99,9 +59,9 @@ async def dispatch(ctx: GatewayContext, conn: Device, frame: p.Frame) -> None:
     elif isinstance(frame, p.Resume):
         await resume(ctx, conn, frame)
     elif isinstance(frame, p.Pull):
-        await pull(ctx, conn, frame)
+        await sync.pull(ctx, conn, frame)
     elif isinstance(frame, p.Push):
-        await push(ctx, conn, frame)
+        await sync.push(ctx, conn, frame)
     elif isinstance(frame, p.Ping):
         await conn.emit(p.Pong(ref=frame.ref))
     else:
@@ -338,129 +298,3 @@ async def resume(ctx: GatewayContext, conn: Device, frame: p.Resume) -> None:
                 return
     conn.follow(frame.job_id, frame.after)
     conn.began(frame.job_id, await conn.store.current_seq())
-
-
-def page_overhead(ref: str) -> int:
-    """Bytes of a `changes` frame around its changes, for this `ref`."""
-    empty = p.Changes(changes=[], cursor=MAX_SEQ, has_more=False, ref=ref)
-    return len(p.dump_frame(empty).encode())
-
-
-WORST_REF = "\x01" * p.MAX_REF
-"""The `ref` that takes the most bytes in JSON (each character as `\\u0001`)."""
-
-
-async def pull(ctx: GatewayContext, conn: Device, frame: p.Pull) -> None:
-    """Send the page of changes after the device's cursor, sized to fit a frame."""
-    settings = ctx.settings
-    limit = min(frame.limit, settings.max_pull)
-    try:
-        # a page ends early so the frame stays within the limit a device must
-        # accept anyway (`max_frame_bytes`)
-        changes, cursor, has_more = await conn.store.pull(
-            frame.after,
-            limit,
-            max_bytes=settings.max_frame_bytes - page_overhead(frame.ref),
-        )
-    except UsageError as exc:
-        raise ProtocolError(str(exc), code=p.BAD_FRAME) from None
-    await conn.emit(
-        p.Changes(changes=changes, cursor=cursor, has_more=has_more, ref=frame.ref)
-    )
-
-
-async def push(ctx: GatewayContext, conn: Device, frame: p.Push) -> None:
-    """Apply a device's changes, answer with their results, tell its devices.
-
-    Raises:
-        ProtocolError: `too_large` (too many changes), `bad_change` (text that
-            is not Unicode), `internal` (the database failed: nothing applied).
-    """
-    settings = ctx.settings
-    if len(frame.changes) > settings.max_push:
-        raise ProtocolError(
-            f"A push may carry at most {settings.max_push} changes.", code=p.TOO_LARGE
-        )
-    try:
-        json.dumps(frame.changes, ensure_ascii=False).encode()
-    except UnicodeEncodeError:
-        raise ProtocolError(
-            "The push holds text that is not valid Unicode (a lone surrogate), "
-            "so none of it was applied.",
-            code=p.BAD_CHANGE,
-        ) from None
-    results = _too_big_to_pull(settings.max_frame_bytes, frame.changes)
-    kept = [i for i, result in enumerate(results) if result is None]
-    try:
-        stored = await conn.store.push(
-            [frame.changes[i] for i in kept], max_skew_s=settings.max_clock_skew_s
-        )
-    except StoreError as exc:
-        log.warning("a push failed in the database", extra={"error": str(exc)})
-        raise ProtocolError(
-            "The server's database failed, so nothing of this push was applied; "
-            "push it again later.",
-            code=p.INTERNAL,
-        ) from None
-    for index, result in zip(kept, stored, strict=True):
-        results[index] = result
-    applied = [
-        (r["entity"], r["id"])
-        for r in results
-        if r is not None and r.get("status") == p.APPLIED
-    ]
-    changes, cursor = await conn.store.changes_of(
-        applied, max_bytes=changed_budget(settings.max_frame_bytes)
-    )
-    await conn.emit(p.Pushed(results=results, cursor=cursor, ref=frame.ref))
-    if applied:
-        event = {"kind": "changed", "cursor": cursor, "changes": changes}
-        await publish(ctx.queue, conn.user_id, event)
-
-
-def _too_big_to_pull(max_frame: int, changes: list[Any]) -> list[dict[str, Any] | None]:
-    """A `rejected` result for each change whose pull would not fit in a frame.
-
-    A device that accepts frames of `max_frame_bytes` must always be able to
-    sync, so no row may be stored that one `changes` frame cannot carry.
-    """
-    budget = max_frame - page_overhead(WORST_REF)
-    results: list[dict[str, Any] | None] = []
-    for change in changes:
-        size = pulled_bytes(change)
-        if size is None or size <= budget:
-            results.append(None)
-            continue
-        results.append(
-            {
-                "id": _str(change, "id"),
-                "entity": _str(change, "entity"),
-                "status": p.REJECTED,
-                "error": f"too large: this change would take {size} bytes in a "
-                f"pull, more than fits in one frame ({budget} of the server's "
-                f"max_frame_bytes {max_frame})",
-            }
-        )
-    return results
-
-
-def _str(change: Any, key: str) -> str:
-    value = change.get(key) if isinstance(change, dict) else None
-    return value if isinstance(value, str) else ""
-
-
-async def publish(queue: JobAdmission, user_id: str, event: dict[str, Any]) -> None:
-    """Send `event` to every device of `user_id`, on every gateway.
-
-    Best effort, tried twice: after a Redis restart the first command on a
-    pooled connection fails, and a duplicate event is harmless (devices
-    apply changes by id and follow a job once). A device that still misses
-    one catches up with `pull`.
-    """
-    for attempt in (1, 2):
-        try:
-            await queue.announce(user_id, event)
-            return
-        except (RedisError, OSError) as exc:
-            if attempt == 2:
-                log.warning("could not publish a live event", extra={"error": str(exc)})
