@@ -5,13 +5,14 @@ A reply's worker writes the reply row, which the `changed` that comes with
 `done` carries. Through Grizz's memory tools (`remember`, `forget`) it also
 writes notes, and a reply that fails leaves its row with status `error`; no
 event of their own comes with those. So a connection that follows a job notes
-the user's cursor when the job began and, when the job ends having used a
-writing tool or failed, reads the rows changed since then and sends them in
-one `changed` (no rows, and the current cursor, when they would not fit in a
-frame: the device pulls).
+the user's cursor when the job began (for its own sends and resumes, the
+latest cursor it told the device: a lower bound that costs no database read)
+and, when the job ends having used a writing tool or failed, reads the rows
+changed since then and sends them in one `changed` (no rows, and the
+current cursor, when they would not fit in a frame: the device pulls).
 
-Must not import: the gateway's server, connection or handlers (they build on
-this), the core's session or provider, textual.
+Must not import: the gateway's server, connection, handlers or sync (they
+build on this), the core's session or provider, textual.
 """
 
 from __future__ import annotations

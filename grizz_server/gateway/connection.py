@@ -63,6 +63,8 @@ class Connection:
         """Frames of a job being sent, kept back until its `accepted` is out."""
         self.sent: dict[str, None] = {}
         """The jobs of this device's latest messages (ordered, bounded)."""
+        self.cursor_seen = 0
+        """The latest user cursor this device was told (welcome, changed, …)."""
         self.job_rows = JobRows()
         """Where followed jobs began, to announce the rows they write."""
         self._tasks: set[asyncio.Task[None]] = set()
@@ -75,6 +77,9 @@ class Connection:
         await self.outbox.put(p.dump_frame(frame))
 
     def _count(self, frame: p.Frame) -> None:
+        cursor = getattr(frame, "cursor", None)
+        if isinstance(cursor, int) and cursor > self.cursor_seen:
+            self.cursor_seen = cursor
         if isinstance(frame, p.Error):
             self.ctx.metrics.inc("grizz_refusals_total", code=frame.code)
 
@@ -273,8 +278,8 @@ class Connection:
     def is_following(self, job_id: str) -> bool:
         return job_id in self.following
 
-    def began(self, job_id: str, cursor: int) -> None:
-        self.job_rows.began(job_id, cursor)
+    def began(self, job_id: str, cursor: int | None = None) -> None:
+        self.job_rows.began(job_id, self.cursor_seen if cursor is None else cursor)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)
@@ -328,6 +333,7 @@ class Connection:
 
     def _changed(self, cursor: int, changes: list[Any]) -> None:
         """Send `changed`; with no rows if they would not fit in one frame."""
+        self.cursor_seen = max(self.cursor_seen, cursor)
         text = p.dump_frame(p.Changed(cursor=cursor, changes=changes))
         if changes and len(text.encode()) > self.ctx.settings.max_frame_bytes:
             text = p.dump_frame(p.Changed(cursor=cursor, changes=[]))

@@ -39,8 +39,9 @@ class Device(Protocol):
         """True while job `job_id`'s output streams to the device."""
         ...
 
-    def began(self, job_id: str, cursor: int) -> None:
-        """Job `job_id` began at the user's cursor `cursor` (see announce.py)."""
+    def began(self, job_id: str, cursor: int | None = None) -> None:
+        """Job `job_id` began at the user's cursor `cursor` (see announce.py);
+        None: at the latest cursor this device was told, a lower bound."""
         ...
 
     def release(self, job_id: str) -> None:

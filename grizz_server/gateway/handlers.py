@@ -140,12 +140,12 @@ async def send(ctx: GatewayContext, conn: Device, frame: p.Send) -> None:
         await queue.cancel(conn.user_id, job.job_id)
         raise
     ctx.metrics.inc("grizz_jobs_accepted_total")
+    conn.began(job.job_id)
     try:
-        event = await _job_event(conn, job.job_id, message, new_day)
-        conn.began(job.job_id, event["cursor"])
         await _accept(conn, frame, job.job_id, message, False)
     finally:
         conn.release(job.job_id)  # its chunks, after `accepted`
+    event = await _job_event(conn, job.job_id, message, new_day)
     if new_day is not None:  # `accepted` carries the message, not its new day
         await conn.emit(p.Changed(cursor=event["cursor"], changes=[new_day]))
     await publish(queue, conn.user_id, event)
@@ -297,4 +297,4 @@ async def resume(ctx: GatewayContext, conn: Device, frame: p.Resume) -> None:
                 await conn.emit(final)
                 return
     conn.follow(frame.job_id, frame.after)
-    conn.began(frame.job_id, await conn.store.current_seq())
+    conn.began(frame.job_id)
