@@ -67,6 +67,15 @@ ERROR_CODES = frozenset(
     }
 )
 
+# The `status` of each result in a `pushed` frame.
+APPLIED = "applied"
+UNCHANGED = "unchanged"
+SUPERSEDED = "superseded"
+"""The change lost to a newer edit (last-writer-wins); the result carries the
+winning row's `updated_at`."""
+REJECTED = "rejected"
+PUSH_STATUSES = (APPLIED, UNCHANGED, SUPERSEDED, REJECTED)
+
 
 @dataclass(frozen=True)
 class Frame:

@@ -126,6 +126,12 @@ class ServerSettings(ProviderSettings):
     max_message_chars: int = setting(32_000, "Longest message text a device may send.")
     max_pull: int = setting(500, "Largest `limit` a pull may ask for.")
     max_push: int = setting(500, "Most changes one push may carry.")
+    max_clock_skew_s: float = setting(
+        300.0,
+        "How far ahead of the server's clock a pushed `updated_at` may be; a "
+        "later one is stored as the server's time plus this (a device with a "
+        "wrong clock cannot freeze a row).",
+    )
     ping_interval_s: float = setting(
         20.0, "Seconds between the gateway's WebSocket pings."
     )

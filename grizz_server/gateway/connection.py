@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Coroutine
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -27,8 +28,9 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from grizz_core import protocol as p
-from grizz_core.errors import ProtocolError
+from grizz_core.errors import GrizzError, ProtocolError
 from grizz_server.gateway import handlers, revocation
+from grizz_server.gateway.announce import JobRows, rows_since
 from grizz_server.gateway.context import GatewayContext
 from grizz_server.gateway.entries import entry_frame
 from grizz_server.gateway.streams import Follower
@@ -61,6 +63,11 @@ class Connection:
         """Frames of a job being sent, kept back until its `accepted` is out."""
         self.sent: dict[str, None] = {}
         """The jobs of this device's latest messages (ordered, bounded)."""
+        self.cursor_seen = 0
+        """The latest user cursor this device was told (welcome, changed, …)."""
+        self.job_rows = JobRows()
+        """Where followed jobs began, to announce the rows they write."""
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # -- outbound -------------------------------------------------------------
 
@@ -70,14 +77,20 @@ class Connection:
         await self.outbox.put(p.dump_frame(frame))
 
     def _count(self, frame: p.Frame) -> None:
+        cursor = getattr(frame, "cursor", None)
+        if isinstance(cursor, int) and cursor > self.cursor_seen:
+            self.cursor_seen = cursor
         if isinstance(frame, p.Error):
             self.ctx.metrics.inc("grizz_refusals_total", code=frame.code)
 
     def emit_nowait(self, frame: p.Frame) -> None:
         """Queue a frame without waiting; a device this far behind is dropped."""
         self._count(frame)
+        self._put_nowait(p.dump_frame(frame))
+
+    def _put_nowait(self, text: str) -> None:
         try:
-            self.outbox.put_nowait(p.dump_frame(frame))
+            self.outbox.put_nowait(text)
         except asyncio.QueueFull:
             log.warning("device too slow; closing", extra={"user": self.user_id})
             self.ctx.metrics.inc("grizz_slow_closes_total")
@@ -115,7 +128,8 @@ class Connection:
             for job_id in list(self.following):
                 self.unfollow(job_id)
             await self.ctx.streams.remove_user(self.user_id)
-            writer.cancel()
+            for task in [*self._tasks, writer]:
+                task.cancel()
             with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
                 await writer
 
@@ -172,6 +186,7 @@ class Connection:
                     code=exc.code,
                     message=exc.message,
                     ref=ref,
+                    job_id=getattr(exc, "job_id", ""),
                     retry_after=getattr(exc, "retry_after", 0.0),
                 )
             )
@@ -219,6 +234,9 @@ class Connection:
             frame = entry_frame(job_id, entry, fields)
             if fields.get(b"k") in (b"done", b"error"):
                 self.following.pop(job_id, None)
+            since = self.job_rows.ended(job_id, fields)
+            if since is not None:
+                self._spawn(self._announce_rows(since))
             if frame is None:
                 return
             held = self.held.get(job_id)
@@ -257,6 +275,29 @@ class Connection:
         for frame in self.held.pop(job_id, ()):
             self.emit_nowait(frame)
 
+    def is_following(self, job_id: str) -> bool:
+        return job_id in self.following
+
+    def began(self, job_id: str, cursor: int | None = None) -> None:
+        self.job_rows.began(job_id, self.cursor_seen if cursor is None else cursor)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _announce_rows(self, after: int) -> None:
+        """Send the rows changed after `after` (a job wrote some; announce.py)."""
+        s = self.ctx.settings
+        try:
+            frame = await rows_since(
+                self.store, after, max_frame=s.max_frame_bytes, limit=s.max_pull
+            )
+        except GrizzError as exc:  # the device still sees them when it pulls
+            log.warning("could not read a reply's rows", extra={"error": str(exc)})
+            return
+        self.emit_nowait(frame)
+
     def unfollow(self, job_id: str) -> None:
         self.held.pop(job_id, None)
         follower = self.following.pop(job_id, None)
@@ -276,6 +317,8 @@ class Connection:
                 # reply can end before this event comes); its cursor catches
                 # up with the reply's `changed` (one frame less per message)
                 return
+            if "cursor" in event:
+                self.job_rows.began(job_id, int(event["cursor"]))
             self.emit_nowait(
                 p.Job(
                     job_id=event["job_id"],
@@ -286,9 +329,12 @@ class Connection:
             )
             self.follow(str(event["job_id"]))
         if kind in ("job", "changed"):
-            self.emit_nowait(
-                p.Changed(
-                    cursor=int(event.get("cursor", 0)),
-                    changes=list(event.get("changes", [])),
-                )
-            )
+            self._changed(int(event.get("cursor", 0)), list(event.get("changes", [])))
+
+    def _changed(self, cursor: int, changes: list[Any]) -> None:
+        """Send `changed`; with no rows if they would not fit in one frame."""
+        self.cursor_seen = max(self.cursor_seen, cursor)
+        text = p.dump_frame(p.Changed(cursor=cursor, changes=changes))
+        if changes and len(text.encode()) > self.ctx.settings.max_frame_bytes:
+            text = p.dump_frame(p.Changed(cursor=cursor, changes=[]))
+        self._put_nowait(text)

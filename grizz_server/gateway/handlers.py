@@ -5,7 +5,8 @@ and the `Device` the frame came in on, explicitly. Every handler
 acts only on that device's own user: the store it uses is the connection's
 `for_user` view, job ids are derived from the user id, and a job named by a
 device is served only after checking its owner. Refusals raise
-`ProtocolError` with the code the device sees.
+`ProtocolError` with the code the device sees. `pull` and `push` are in
+`sync.py`.
 
 Must not import: the gateway's server or connection (they build on this),
 the core's session or provider, textual.
@@ -13,50 +14,30 @@ the core's session or provider, textual.
 
 from __future__ import annotations
 
-import json
-import logging
 import uuid
-from typing import Any, Protocol
-
-from redis.exceptions import RedisError
+from typing import Any
 
 from grizz_core import days
 from grizz_core import protocol as p
 from grizz_core.domain import Message, Role, day_conversation_id
 from grizz_core.errors import ConfigError, ProtocolError, StoreError, UsageError
+from grizz_server.gateway import sync
+from grizz_server.gateway.announce import publish
 from grizz_server.gateway.context import GatewayContext
-from grizz_server.queue.admission import JobAdmission
+from grizz_server.gateway.device import Device
+from grizz_server.gateway.entries import entry_frame
+from grizz_server.gateway.streams import entry_after, is_terminal
 from grizz_server.queue.jobs import JobMessage, job_id_for, reply_id_for
-from grizz_server.store import UserStore
-from grizz_server.store.pull import MAX_SEQ, pulled_bytes
-
-log = logging.getLogger(__name__)
 
 
-class Device(Protocol):
-    """The connection a frame came in on, as far as the handlers use it."""
+class JobNotFound(ProtocolError):
+    """A job the device named is not one of its user's (or is gone)."""
 
-    user_id: str
-    store: UserStore
-    """The store as seen by this device's user."""
-
-    async def emit(self, frame: p.Frame) -> None:
-        """Send `frame` to the device (after those already queued)."""
-        ...
-
-    def follow(
-        self, job_id: str, after: str = "0", *, fresh: bool = False, hold: bool = False
-    ) -> None:
-        """Stream job `job_id`'s output to the device from after entry `after`."""
-        ...
-
-    def unfollow(self, job_id: str) -> None:
-        """Stop streaming job `job_id` to the device."""
-        ...
-
-    def release(self, job_id: str) -> None:
-        """Send the frames of `job_id` held back until its `accepted` was out."""
-        ...
+    def __init__(self, job_id: str) -> None:
+        super().__init__(
+            "No such reply; pull to get the stored messages.", code=p.NOT_FOUND
+        )
+        self.job_id = job_id
 
 
 class Refused(ProtocolError):
@@ -78,9 +59,9 @@ async def dispatch(ctx: GatewayContext, conn: Device, frame: p.Frame) -> None:
     elif isinstance(frame, p.Resume):
         await resume(ctx, conn, frame)
     elif isinstance(frame, p.Pull):
-        await pull(ctx, conn, frame)
+        await sync.pull(ctx, conn, frame)
     elif isinstance(frame, p.Push):
-        await push(ctx, conn, frame)
+        await sync.push(ctx, conn, frame)
     elif isinstance(frame, p.Ping):
         await conn.emit(p.Pong(ref=frame.ref))
     else:
@@ -134,14 +115,18 @@ async def send(ctx: GatewayContext, conn: Device, frame: p.Send) -> None:
         text=frame.text,
     )
     queue = ctx.queue
-    # follow before queueing, so no entry of the job can come before it
-    conn.follow(job.job_id, "0", fresh=True, hold=True)
+    # a re-send while the reply streams here: the stream goes on where it is
+    # (following it again from "0" would repeat what the device already has)
+    following = conn.is_following(job.job_id)
+    if not following:  # before queueing, so no entry of the job comes before it
+        conn.follow(job.job_id, "0", fresh=True, hold=True)
     try:
         admission = await queue.submit(job)
     except BaseException:
-        conn.unfollow(job.job_id)
+        if not following:
+            conn.unfollow(job.job_id)
         raise
-    if admission.status != "queued":
+    if admission.status != "queued" and not following:
         conn.unfollow(job.job_id)
     if admission.status == "exists":
         existing = await _existing(conn, job, same_day=bool(frame.day))
@@ -149,24 +134,35 @@ async def send(ctx: GatewayContext, conn: Device, frame: p.Send) -> None:
         return
     _refuse(admission.status, admission.retry_after_ms)
     try:
-        message = await _store(conn, job)
+        message, new_day = await _store(conn, job)
     except ProtocolError:
         conn.unfollow(job.job_id)
         await queue.cancel(conn.user_id, job.job_id)
         raise
     ctx.metrics.inc("grizz_jobs_accepted_total")
+    conn.began(job.job_id)
     try:
         await _accept(conn, frame, job.job_id, message, False)
     finally:
         conn.release(job.job_id)  # its chunks, after `accepted`
-    await publish(queue, conn.user_id, await _job_event(conn, job.job_id, message))
+    event = await _job_event(conn, job.job_id, message, new_day)
+    if new_day is not None:  # `accepted` carries the message, not its new day
+        await conn.emit(p.Changed(cursor=event["cursor"], changes=[new_day]))
+    await publish(queue, conn.user_id, event)
 
 
-async def _store(conn: Device, job: JobMessage) -> Message:
-    """Store the job's message (idempotent: the worker may have stored it)."""
+async def _store(
+    conn: Device, job: JobMessage
+) -> tuple[Message, dict[str, Any] | None]:
+    """Store the job's message (idempotent: the worker may have stored it).
+
+    Returns:
+        The message, and the day's conversation as a change when this send
+        created it.
+    """
     try:
-        await conn.store.ensure_day(job.day, job.zone)
-        return await conn.store.add_message(
+        day = await conn.store.create_day(job.day, job.zone)
+        message = await conn.store.add_message(
             conversation_id=job.conversation_id,
             role=Role.USER,
             content=job.text,
@@ -174,6 +170,7 @@ async def _store(conn: Device, job: JobMessage) -> Message:
         )
     except (StoreError, UsageError) as exc:
         raise ProtocolError(str(exc), code=p.CONFLICT) from None
+    return message, day
 
 
 async def _existing(conn: Device, job: JobMessage, *, same_day: bool) -> Message | None:
@@ -188,7 +185,7 @@ async def _existing(conn: Device, job: JobMessage, *, same_day: bool) -> Message
     """
     message = await conn.store.get_message(job.message_id)
     if message is None:
-        return await _store(conn, job)
+        return (await _store(conn, job))[0]
     if (
         message.role != Role.USER
         or message.content != job.text
@@ -202,9 +199,21 @@ async def _existing(conn: Device, job: JobMessage, *, same_day: bool) -> Message
     return message
 
 
-async def _job_event(conn: Device, job_id: str, message: Message) -> dict[str, Any]:
-    """The event telling the user's devices: a new message, and its reply is coming."""
+async def _job_event(
+    conn: Device, job_id: str, message: Message, day: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The event telling the user's devices: a new message (and, if this send
+    created it, its day's conversation), and its reply is coming."""
     cursor = await conn.store.current_seq()
+    changes = [] if day is None else [day]
+    changes.append(
+        {
+            "seq": cursor,
+            "entity": "messages",
+            "id": message.id,
+            "data": message.to_dict(),
+        }
+    )
     return {
         "kind": "job",
         "job_id": job_id,
@@ -212,14 +221,7 @@ async def _job_event(conn: Device, job_id: str, message: Message) -> dict[str, A
         "reply_id": reply_id_for(job_id),
         "conversation_id": message.conversation_id,
         "cursor": cursor,
-        "changes": [
-            {
-                "seq": cursor,
-                "entity": "messages",
-                "id": message.id,
-                "data": message.to_dict(),
-            }
-        ],
+        "changes": changes,
     }
 
 
@@ -274,114 +276,25 @@ async def _accept(
 
 
 async def resume(ctx: GatewayContext, conn: Device, frame: p.Resume) -> None:
-    """Follow a job of this user's again, after the last entry the device saw."""
+    """Follow a job of this user's again, after the last entry the device saw.
+
+    A device that already saw the job's last entry (or names a later one) gets
+    that final `done` or `error` again, so it always learns the job is over.
+    """
     owner = await ctx.queue.job_owner(frame.job_id)
     if owner != conn.user_id:  # another user's job looks exactly like a missing one
-        raise ProtocolError(
-            "No such reply; pull to get the stored messages.", code=p.NOT_FOUND
-        )
+        raise JobNotFound(frame.job_id)
     conn.unfollow(frame.job_id)
+    if frame.after != "0":
+        last = await ctx.streams.last_entry(frame.job_id)
+        if (
+            last is not None
+            and is_terminal(last[1])
+            and not entry_after(last[0], frame.after)
+        ):
+            final = entry_frame(frame.job_id, *last)
+            if final is not None:
+                await conn.emit(final)
+                return
     conn.follow(frame.job_id, frame.after)
-
-
-def page_overhead(ref: str) -> int:
-    """Bytes of a `changes` frame around its changes, for this `ref`."""
-    empty = p.Changes(changes=[], cursor=MAX_SEQ, has_more=False, ref=ref)
-    return len(p.dump_frame(empty).encode())
-
-
-WORST_REF = "\x01" * p.MAX_REF
-"""The `ref` that takes the most bytes in JSON (each character as `\\u0001`)."""
-
-
-async def pull(ctx: GatewayContext, conn: Device, frame: p.Pull) -> None:
-    """Send the page of changes after the device's cursor, sized to fit a frame."""
-    settings = ctx.settings
-    limit = min(frame.limit, settings.max_pull)
-    try:
-        # a page ends early so the frame stays within the limit a device must
-        # accept anyway (`max_frame_bytes`)
-        changes, cursor, has_more = await conn.store.pull(
-            frame.after,
-            limit,
-            max_bytes=settings.max_frame_bytes - page_overhead(frame.ref),
-        )
-    except UsageError as exc:
-        raise ProtocolError(str(exc), code=p.BAD_FRAME) from None
-    await conn.emit(
-        p.Changes(changes=changes, cursor=cursor, has_more=has_more, ref=frame.ref)
-    )
-
-
-async def push(ctx: GatewayContext, conn: Device, frame: p.Push) -> None:
-    """Apply a device's changes, answer with their results, tell its other devices."""
-    limit = ctx.settings.max_push
-    if len(frame.changes) > limit:
-        raise ProtocolError(
-            f"A push may carry at most {limit} changes.", code=p.TOO_LARGE
-        )
-    try:
-        json.dumps(frame.changes, ensure_ascii=False).encode()
-        results = _too_big_to_pull(ctx.settings.max_frame_bytes, frame.changes)
-        kept = [i for i, result in enumerate(results) if result is None]
-        stored = await conn.store.push([frame.changes[i] for i in kept])
-    except (UsageError, StoreError, UnicodeEncodeError, ValueError) as exc:
-        raise ProtocolError(str(exc), code=p.BAD_CHANGE) from None
-    for index, result in zip(kept, stored, strict=True):
-        results[index] = result
-    cursor = await conn.store.current_seq()
-    await conn.emit(p.Pushed(results=results, cursor=cursor, ref=frame.ref))
-    if any(r is not None and r.get("status") == "applied" for r in results):
-        await publish(
-            ctx.queue,
-            conn.user_id,
-            {"kind": "changed", "cursor": cursor, "changes": []},
-        )
-
-
-def _too_big_to_pull(max_frame: int, changes: list[Any]) -> list[dict[str, Any] | None]:
-    """A `rejected` result for each change whose pull would not fit in a frame.
-
-    A device that accepts frames of `max_frame_bytes` must always be able to
-    sync, so no row may be stored that one `changes` frame cannot carry.
-    """
-    budget = max_frame - page_overhead(WORST_REF)
-    results: list[dict[str, Any] | None] = []
-    for change in changes:
-        size = pulled_bytes(change)
-        if size is None or size <= budget:
-            results.append(None)
-            continue
-        results.append(
-            {
-                "id": _str(change, "id"),
-                "entity": _str(change, "entity"),
-                "status": "rejected",
-                "error": f"too large: this change would take {size} bytes in a "
-                f"pull, more than fits in one frame ({budget} of the server's "
-                f"max_frame_bytes {max_frame})",
-            }
-        )
-    return results
-
-
-def _str(change: Any, key: str) -> str:
-    value = change.get(key) if isinstance(change, dict) else None
-    return value if isinstance(value, str) else ""
-
-
-async def publish(queue: JobAdmission, user_id: str, event: dict[str, Any]) -> None:
-    """Send `event` to every device of `user_id`, on every gateway.
-
-    Best effort, tried twice: after a Redis restart the first command on a
-    pooled connection fails, and a duplicate event is harmless (devices
-    apply changes by id and follow a job once). A device that still misses
-    one catches up with `pull`.
-    """
-    for attempt in (1, 2):
-        try:
-            await queue.announce(user_id, event)
-            return
-        except (RedisError, OSError) as exc:
-            if attempt == 2:
-                log.warning("could not publish a live event", extra={"error": str(exc)})
+    conn.began(frame.job_id)

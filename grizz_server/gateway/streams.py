@@ -87,9 +87,14 @@ def _sort_key(entry: str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
-def _after(a: str, b: str) -> bool:
+def entry_after(a: str, b: str) -> bool:
     """True when entry id `a` comes after `b`."""
     return _sort_key(a) > _sort_key(b)
+
+
+def is_terminal(fields: dict[bytes, bytes]) -> bool:
+    """True for the entry that ends a job (`done` or `error`)."""
+    return fields.get(b"k") in TERMINAL
 
 
 class JobStreams:
@@ -270,7 +275,7 @@ class JobStreams:
         live: bool,
     ) -> bool:
         """Deliver one entry if it is new to the follower; True if it ended the job."""
-        if not _after(entry, follower.cursor):
+        if not entry_after(entry, follower.cursor):
             return False
         follower.cursor = entry
         await follower.deliver(entry, fields, live)
@@ -278,6 +283,17 @@ class JobStreams:
             self.unfollow(job_id, follower)
             return True
         return False
+
+    async def last_entry(self, job_id: str) -> Entry | None:
+        """The newest entry of job `job_id`'s output stream, if it has one."""
+        entries = cast(
+            "list[tuple[bytes, dict[bytes, bytes]]]",
+            await self.redis.xrevrange(keys.job_out(job_id), "+", "-", count=1),
+        )
+        if not entries:
+            return None
+        entry_id, fields = entries[0]
+        return entry_id.decode(), fields
 
     # -- the inbox reader -------------------------------------------------------
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import functools
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Table, bindparam, select
@@ -24,6 +25,9 @@ from .validate import Invalid, prepare
 MAX_PULL = 1000
 MAX_SEQ = 10**19 - 1
 """The largest change number a page is sized for (19 digits)."""
+MAX_CURSOR = 2**63 - 1
+"""The largest cursor the database can compare with (a signed 64-bit integer);
+a larger `after` is read as this one (no user has that many changes)."""
 
 
 async def pull(
@@ -42,7 +46,7 @@ async def pull(
     would take more than that many bytes (at least one change is always
     returned), so it fits a frame; `has_more` says so. The
     returned cursor never exceeds the user's current change number, whatever
-    `after` was.
+    `after` was (an `after` past 2^63 - 1 is read as 2^63 - 1).
 
     Returns:
         (changes `[{"seq", "entity", "id", "data"}]`, next cursor, has_more).
@@ -52,6 +56,7 @@ async def pull(
     """
     if not isinstance(after, int) or isinstance(after, bool) or after < 0:
         raise UsageError("The sync cursor must be a non-negative integer.")
+    after = min(after, MAX_CURSOR)  # beyond it the database's integers overflow
     limit = max(1, min(int(limit), MAX_PULL))
     found: list[tuple[int, str, dict[str, Any]]] = []
     async with backend.snapshot() as conn:
@@ -92,6 +97,54 @@ async def pull(
                 return changes, changes[-1]["seq"], True
         changes.append(change)
     return changes, (found[-1][0] if found else top), has_more
+
+
+async def changes_of(
+    backend: StoreBackend,
+    user_id: str,
+    rows: Sequence[tuple[str, str]],
+    max_bytes: int | None = None,
+) -> tuple[list[dict[str, Any]], int]:
+    """These rows as `pull` gives them (latest state, own `seq`), oldest first.
+
+    Args:
+        rows: (entity, id) pairs; rows that do not exist are left out.
+        max_bytes: when the changes (as compact JSON, with the commas between
+            them) would take more, none are returned.
+
+    Returns:
+        (changes, the user's current change number), read in one snapshot.
+    """
+    found: list[tuple[int, str, dict[str, Any]]] = []
+    async with backend.snapshot() as conn:
+        for entity, table in ENTITY_TABLES.items():
+            ids = sorted({i for e, i in rows if e == entity})
+            for chunk in chunks(ids):
+                result = await conn.execute(
+                    select(table).where(
+                        table.c.user_id == user_id, table.c.id.in_(chunk)
+                    )
+                )
+                found += [(r.seq, entity, dict(r._mapping)) for r in result]
+        top = int((await conn.run(q.current_seq, {"k_uid": user_id})).scalar() or 0)
+        files = await _attachments_of(
+            conn,
+            user_id,
+            [r["id"] for _, e, r in found if e == "messages" and r["has_attachments"]],
+        )
+    found.sort(key=lambda item: item[0])
+    changes = [
+        {
+            "seq": seq,
+            "entity": entity,
+            "id": row["id"],
+            "data": _data(entity, row, files),
+        }
+        for seq, entity, row in found
+    ]
+    if max_bytes is not None and sum(change_bytes(c) + 1 for c in changes) > max_bytes:
+        return [], top
+    return changes, top
 
 
 def change_bytes(change: dict[str, Any]) -> int:
@@ -165,6 +218,16 @@ async def _attachments_of(
                 }
             )
     return out
+
+
+def conversation_change(row: dict[str, Any]) -> dict[str, Any]:
+    """A stored conversation row (with its `seq`) as a pull change."""
+    return {
+        "seq": row["seq"],
+        "entity": "conversations",
+        "id": row["id"],
+        "data": _data("conversations", row, {}),
+    }
 
 
 def _data(

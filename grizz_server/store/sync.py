@@ -7,6 +7,10 @@ Push rules, which make every device converge whatever order batches arrive in:
   nothing and takes no change number;
 - memory notes and conversations: last writer wins on `updated_at`, ties broken
   by comparing the rows' canonical JSON, so every server picks the same winner;
+  an `updated_at` more than `max_skew_s` ahead of the server's clock is stored
+  as the server's time plus `max_skew_s` (a device whose clock is years ahead
+  cannot freeze a row), and an edit that loses comes back `superseded` with
+  the winning row's `updated_at` (`unchanged` means the same data again);
 - messages are append-only: the conversation, role and creation time of an id
   never change; only content, status, model and metadata do (last writer wins
   as above), and a tombstone (`deleted`) is final;
@@ -18,12 +22,14 @@ Must not import: the provider, websockets, redis.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Table, bindparam, select, update
 
+from grizz_core import protocol as p
 from grizz_core.errors import UsageError
 
 from .backend import Conn, RejectedData, StoreBackend
@@ -49,14 +55,30 @@ def _result(entity: Any, change_id: Any, status: str, error: str = "") -> Result
     return out
 
 
+MAX_SKEW_S = 300.0
+"""How far ahead of the server's clock an `updated_at` may be (the default of
+the server setting `max_clock_skew_s`)."""
+
+
+def _latest_allowed(max_skew_s: float) -> str:
+    """The latest `updated_at` a push may set now, in the stored format."""
+    moment = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=max_skew_s)
+    return moment.isoformat(timespec="microseconds")
+
+
 async def push(
-    backend: StoreBackend, user_id: str, changes: list[dict[str, Any]]
+    backend: StoreBackend,
+    user_id: str,
+    changes: list[dict[str, Any]],
+    *,
+    max_skew_s: float = MAX_SKEW_S,
 ) -> list[Result]:
     """Apply a device's changes in one transaction.
 
     Returns:
-        One `{"id", "entity", "status": "applied"|"unchanged"|"rejected", "error"?}`
-        per change, in the order given.
+        One `{"id", "entity", "status": "applied"|"unchanged"|"superseded"|
+        "rejected", "error"?, "updated_at"?}` per change, in the order given
+        (`updated_at`, with `superseded`, is the winning row's).
 
     Raises:
         UsageError: `changes` is not a list.
@@ -66,6 +88,9 @@ async def push(
         raise UsageError("A push carries a list of changes.")
     results: list[Result | None] = [None] * len(changes)
     prepared: list[Prepared] = []
+    latest = _latest_allowed(max_skew_s)
+    skewed: set[int] = set()
+    """Changes whose `updated_at` was clamped."""
     for index, change in enumerate(changes):
         entity = change.get("entity") if isinstance(change, dict) else None
         change_id = change.get("id") if isinstance(change, dict) else None
@@ -73,33 +98,37 @@ async def push(
             results[index] = _result(
                 entity,
                 change_id,
-                "rejected",
+                p.REJECTED,
                 f"too many changes in one push (at most {MAX_BATCH})",
             )
             continue
         try:
-            prepared.append(prepare(index, change))
+            item = prepare(index, change)
+            if item.row["updated_at"] > latest:  # same format: text order is time
+                item.row["updated_at"] = latest
+                skewed.add(index)
+            prepared.append(item)
         except Invalid as exc:
-            results[index] = _result(entity, change_id, "rejected", str(exc))
+            results[index] = _result(entity, change_id, p.REJECTED, str(exc))
     prepared.sort(key=lambda p: (_ENTITY_ORDER[p.entity], p.index))
     if prepared:
         try:
-            await _apply(backend, user_id, prepared, results)
+            await _apply(backend, user_id, prepared, results, skewed)
         except RejectedData:
             # Something slipped past validation (say, an attachment id another
             # message already uses): apply one by one to reject only the culprit.
             for item in prepared:
                 try:
-                    await _apply(backend, user_id, [item], results)
+                    await _apply(backend, user_id, [item], results, skewed)
                 except RejectedData as exc:
                     results[item.index] = _result(
                         item.entity,
                         item.id,
-                        "rejected",
+                        p.REJECTED,
                         f"the database refused it ({exc})",
                     )
     return [
-        r if r is not None else _result("", "", "rejected", "not processed")
+        r if r is not None else _result("", "", p.REJECTED, "not processed")
         for r in results
     ]
 
@@ -109,6 +138,7 @@ async def _apply(
     user_id: str,
     batch: list[Prepared],
     results: list[Result | None],
+    skewed: set[int],
 ) -> None:
     async with backend.write() as conn:
         top = await backend.lock_seq(conn, user_id)
@@ -143,26 +173,44 @@ async def _apply(
                             for a in item.attachments
                         ]
                     new_keys.add(key)
+                elif item.index in skewed and _same_edit(item, current):
+                    new = current  # clamped again, to a later time: not an edit
                 else:
                     new = MERGE[item.entity](current, item.row)
             except Invalid as exc:
                 results[item.index] = _result(
-                    item.entity, item.id, "rejected", str(exc)
+                    item.entity, item.id, p.REJECTED, str(exc)
                 )
                 continue
             if new == current:
-                results[item.index] = _result(item.entity, item.id, "unchanged")
+                results[item.index] = _unapplied(item, current)
                 continue
             if item.entity == "conversations":
                 known.add(item.id)
             state.pop(key, None)
             state[key] = new  # re-insert: dict order is the order of last change
-            results[item.index] = _result(item.entity, item.id, "applied")
+            results[item.index] = _result(item.entity, item.id, p.APPLIED)
         for number, row in enumerate(state.values(), start=top + 1):
             row["seq"] = number
         await _write(conn, state, new_keys, new_attachments)
         if state:
             await backend.set_seq(conn, user_id, top + len(state))
+
+
+def _same_edit(item: Prepared, current: dict[str, Any]) -> bool:
+    """True when `item` says what `current` says, whatever its `updated_at`."""
+    return all(
+        item.row[f] == current[f] for f in FIELDS[item.entity] if f != "updated_at"
+    )
+
+
+def _unapplied(item: Prepared, current: dict[str, Any]) -> Result:
+    """`unchanged` (the stored row already says this) or `superseded` (lost)."""
+    if _same_edit(item, current):
+        return _result(item.entity, item.id, p.UNCHANGED)
+    result = _result(item.entity, item.id, p.SUPERSEDED)
+    result["updated_at"] = current["updated_at"]
+    return result
 
 
 async def _load(
@@ -301,6 +349,13 @@ def _merge_memory(current: dict[str, Any], incoming: dict[str, Any]) -> dict[str
         new.update({f: incoming[f] for f in _MEMORY_FIELDS})
     return new
 
+
+FIELDS: dict[str, tuple[str, ...]] = {
+    "conversations": _CONVERSATION_FIELDS,
+    "messages": (*_MESSAGE_FIELDS, "deleted"),
+    "memory": _MEMORY_FIELDS,
+}
+"""The fields a pushed edit sets; equal on all of them means "the same data"."""
 
 MERGE: dict[str, Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]] = {
     "conversations": _merge_conversation,

@@ -31,6 +31,7 @@ from . import statements as q
 from . import sync
 from .backend import Discard, RejectedData, StoreBackend
 from .memory import MemoryMixin, dumps
+from .pull import changes_of, conversation_change
 from .pull import pull as pull_changes
 
 PREVIOUS_DAY_MESSAGES = 60
@@ -58,12 +59,23 @@ class UserStore(MemoryMixin):
         self.user_id = user_id
 
     async def ensure_day(self, day: str, tz: str) -> str:
+        await self.create_day(day, tz)
+        return day_conversation_id(day)
+
+    async def create_day(self, day: str, tz: str) -> dict[str, Any] | None:
+        """Create the day's conversation if it is missing.
+
+        Returns:
+            The conversation as a pull change (`{"seq", "entity", "id",
+            "data"}`) when this call created it, else None.
+        """
         if not isinstance(day, str) or not _DAY.fullmatch(day):
             raise UsageError(f"'{day}' is not a day (YYYY-MM-DD).")
         conv_id = day_conversation_id(day)
         key = (self.user_id, day)
         if key in self._b.known_days:
-            return conv_id
+            return None
+        created: dict[str, Any] | None = None
         where = {"k_uid": self.user_id, "k_id": conv_id}
         if not await self._b.fetch(q.conversation_exists, where):
             now = utc_now()
@@ -82,8 +94,9 @@ class UserStore(MemoryMixin):
                 inserted = await conn.run(q.insert_conversation(self._b.dialect), row)
                 if inserted.first() is None:
                     raise Discard  # another writer created it first
+                created = conversation_change(row)  # kept only if committed
         self._b.known_days.add(key)
-        return conv_id
+        return created
 
     async def add_message(
         self,
@@ -308,9 +321,15 @@ class UserStore(MemoryMixin):
 
     # -- sync ---------------------------------------------------------------
 
-    async def push(self, changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Apply a device's changes; one result per change (see `sync.push`)."""
-        return await sync.push(self._b, self.user_id, changes)
+    async def push(
+        self, changes: list[dict[str, Any]], *, max_skew_s: float = sync.MAX_SKEW_S
+    ) -> list[dict[str, Any]]:
+        """Apply a device's changes; one result per change (see `sync.push`).
+
+        `max_skew_s`: how far ahead of this server's clock an `updated_at`
+        may be; later ones are stored as now plus that.
+        """
+        return await sync.push(self._b, self.user_id, changes, max_skew_s=max_skew_s)
 
     async def pull(
         self, after: int, limit: int = 500, *, max_bytes: int | None = None
@@ -320,6 +339,16 @@ class UserStore(MemoryMixin):
         `max_bytes` ends the page early at about that many bytes of content.
         """
         return await pull_changes(self._b, self.user_id, after, limit, max_bytes)
+
+    async def changes_of(
+        self, rows: Sequence[tuple[str, str]], *, max_bytes: int | None = None
+    ) -> tuple[list[dict[str, Any]], int]:
+        """(entity, id) rows as pull changes, and the current change number.
+
+        None of them when they would take more than `max_bytes` (see
+        `pull.changes_of`).
+        """
+        return await changes_of(self._b, self.user_id, rows, max_bytes)
 
     async def current_seq(self) -> int:
         """The user's latest change number (0 before any write)."""

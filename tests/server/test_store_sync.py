@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from grizz_core.domain import Role, day_conversation_id
+from grizz_core.domain import Role, day_conversation_id, utc_now
 from grizz_core.errors import UsageError
 from grizz_server.store import ServerStore, UserStore
 
@@ -132,7 +132,8 @@ class TestPush:
         assert "append-only" in results[0]["error"]
         newer = message("m1", "edited", updated_at=ts(9), status="interrupted")
         older = message("m1", "stale", updated_at=ts(2))
-        assert statuses(await alice.push([newer, older])) == ["applied", "unchanged"]
+        # the stale edit lost (issue 12: `superseded`, no longer `unchanged`)
+        assert statuses(await alice.push([newer, older])) == ["applied", "superseded"]
         stored = await alice.get_message("m1")
         assert stored is not None and (stored.content, stored.status) == (
             "edited",
@@ -172,7 +173,7 @@ class TestPush:
                 note("n1", "zero", ts(0)),
             ]
         )
-        assert statuses(results) == ["applied", "applied", "unchanged"]
+        assert statuses(results) == ["applied", "applied", "superseded"]
         assert await alice.current_seq() == 1  # one row written: one change number
         assert (await everything(alice))[("memory", "n1")]["content"] == "second"
 
@@ -180,7 +181,8 @@ class TestPush:
 class TestLastWriterWins:
     async def test_newer_wins_older_is_ignored(self, alice: UserStore) -> None:
         await alice.push([note("n1", "v2", ts(2))])
-        assert statuses(await alice.push([note("n1", "v1", ts(1))])) == ["unchanged"]
+        lost = await alice.push([note("n1", "v1", ts(1))])
+        assert statuses(lost) == ["superseded"] and lost[0]["updated_at"] == ts(2)
         assert statuses(await alice.push([note("n1", "v3", ts(3))])) == ["applied"]
         assert [m.content for m in await alice.list_memory()] == ["v3"]
 
@@ -189,7 +191,50 @@ class TestLastWriterWins:
         # 11:30+02:00 is 09:30 UTC: older, although its text sorts higher.
         assert statuses(
             await alice.push([note("n1", "berlin", "2026-11-23T11:30:00+02:00")])
-        ) == ["unchanged"]
+        ) == ["superseded"]
+
+    async def test_the_same_data_again_is_unchanged_not_superseded(
+        self, alice: UserStore
+    ) -> None:
+        await alice.push([note("n1", "v2", ts(2))])
+        # the same note with an older time says nothing new
+        assert statuses(await alice.push([note("n1", "v2", ts(1))])) == ["unchanged"]
+
+    async def test_a_far_future_edit_cannot_freeze_a_row(
+        self, alice: UserStore
+    ) -> None:
+        wrong_clock = "2099-01-01T00:00:00.000000+00:00"
+        before = utc_now()
+        results = await alice.push([note("n1", "from the future", wrong_clock)])
+        assert statuses(results) == ["applied"]
+        stored = (await everything(alice))[("memory", "n1")]["updated_at"]
+        assert before < stored < "2027-01-01"  # the server's time plus the skew
+        # pushing it again does not move it: still the same edit
+        again = await alice.push([note("n1", "from the future", wrong_clock)])
+        assert statuses(again) == ["unchanged"]
+        assert (await everything(alice))[("memory", "n1")]["updated_at"] == stored
+        # with no skew allowed the row is stamped now, so an edit made after
+        # that by a device with a right clock wins
+        await alice.push([note("n2", "future", wrong_clock)], max_skew_s=0)
+        fixed = await alice.push([note("n2", "fixed", utc_now())], max_skew_s=0)
+        assert statuses(fixed) == ["applied"]
+        assert (await everything(alice))[("memory", "n2")]["content"] == "fixed"
+
+    async def test_a_losing_edit_is_superseded_with_the_winners_time(
+        self, alice: UserStore
+    ) -> None:
+        await alice.push(
+            [conversation(), conversation(title="Newer", updated_at=ts(9))]
+        )
+        lost = await alice.push([conversation(title="Older", updated_at=ts(3))])
+        assert lost == [
+            {
+                "id": CONV,
+                "entity": "conversations",
+                "status": "superseded",
+                "updated_at": ts(9),
+            }
+        ]
 
     async def test_ties_resolve_the_same_in_any_order(self, store: ServerStore) -> None:
         versions = [note("n1", text, ts(7)) for text in ("apple", "pear", "fig")]
@@ -302,6 +347,13 @@ class TestPull:
         await alice.push([message("m2")])
         page, cursor, _ = await alice.pull(2)
         assert [c["id"] for c in page] == ["m2"] and cursor == 3
+
+    async def test_a_cursor_past_the_databases_integers_is_clamped(
+        self, alice: UserStore
+    ) -> None:
+        await alice.push([conversation(), message("m1")])
+        for after in (2**63 - 1, 2**63, 2**64, 10**30):
+            assert await alice.pull(after) == ([], 2, False)
 
     async def test_pull_carries_attachments(self, alice: UserStore) -> None:
         await alice.ensure_day(DAY, "UTC")
@@ -505,7 +557,10 @@ class TestBadData:
         results = await alice.push(batch)
         assert len(results) == len(batch)
         applied = sum(r["status"] == "applied" for r in results)
-        assert all(r["status"] in ("applied", "unchanged", "rejected") for r in results)
+        assert all(
+            r["status"] in ("applied", "unchanged", "superseded", "rejected")
+            for r in results
+        )
         assert all("error" in r for r in results if r["status"] == "rejected")
         assert await alice.current_seq() - before <= applied
 
