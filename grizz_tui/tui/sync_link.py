@@ -24,10 +24,12 @@ Must not import: websockets, the store or the sync package at module level
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import TYPE_CHECKING, Any
 
 from textual import on, work
+from textual.css.query import NoMatches
 from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Static
@@ -267,7 +269,7 @@ class SyncLink(Widget):
             self.conversation.anchor()
             return int(str(message.role) == "user")
         if view.is_reply:
-            await view.finish(message)
+            await _finish(view, message)
         return 0
 
     @on(_Reply)
@@ -287,7 +289,7 @@ class SyncLink(Widget):
             if view is None:
                 view = await self._start_view(job, own=own)
             elif update.dropped:
-                await view.finish(_reply_message(job, "", "streaming"))
+                await _finish(view, _reply_message(job, "", "streaming"))
                 view.start_stream()
             if update.text:
                 await view.write(update.text)
@@ -301,7 +303,7 @@ class SyncLink(Widget):
             await self._show_final(view, final)
         elif update.kind == "error" and view is not None:
             self._streams.pop(job.reply_id, None)
-            await view.finish(_reply_message(job, view.message.content, "error"))
+            await _finish(view, _reply_message(job, view.message.content, "error"))
 
     async def _start_view(self, job: JobRef, *, own: bool) -> MessageView:
         view = self.conversation.view_of(job.reply_id)
@@ -321,7 +323,7 @@ class SyncLink(Widget):
             await self.conversation.add(final)
             self.conversation.anchor()
         else:
-            await view.finish(final)
+            await _finish(view, final)
 
     def _own_ended(self, update: ReplyUpdate) -> None:
         self.replying = False
@@ -334,6 +336,13 @@ class SyncLink(Widget):
             self.post_message(ReplyEnded(final))
         else:
             self.post_message(ReplyStream.Failed(update.text, retry=False))
+
+
+async def _finish(view: MessageView, message: StoredMessage) -> None:
+    """Show a reply's stored row; a view already taken apart (the app is
+    closing while a late frame arrives) is left alone."""
+    with contextlib.suppress(NoMatches):
+        await view.finish(message)
 
 
 async def mark_pending(view: MessageView) -> None:
