@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
@@ -131,6 +132,8 @@ class LiveSync:
         self.trackers: dict[str, ReplyTracker] = {}
         self.own: set[str] = set()
         """Jobs of messages the app sent in this run."""
+        self._unseen: set[str] = set()
+        """Jobs of other devices whose message may not be here yet."""
         self._inbox: asyncio.Queue[p.Frame | _Call | None] = asyncio.Queue()
         self._wake = asyncio.Event()
         client.add_listener(self._inbox.put_nowait)
@@ -295,11 +298,15 @@ class LiveSync:
         elif isinstance(frame, REPLY_FRAMES) or (
             isinstance(frame, p.Error) and frame.job_id
         ):
-            self._reply_frame(frame)
+            await self._reply_frame(frame)
 
     async def _changed(self, frame: p.Changed) -> None:
         if frame.changes:
-            store.apply_rows(self.db, frame.changes)
+            try:
+                store.apply_rows(self.db, frame.changes)
+            except sqlite3.IntegrityError:  # its conversation is not here yet
+                await self._pull()
+                return
             self.listener.rows_applied(frame.changes)
         if frame.cursor > load_state(self.db).cursor:
             await self._pull()
@@ -309,7 +316,7 @@ class LiveSync:
         await engine.pull()
 
     async def _job(self, frame: p.Job) -> None:
-        """Another device's message: show it (pull it if need be), follow its reply."""
+        """Another device's message: follow its reply (see `_ensure_message`)."""
         tracker = self.trackers.get(frame.job_id)
         if tracker is not None:  # seen before: it starts over
             update = ReplyUpdate("restart", dropped=tracker.restart(1))
@@ -317,11 +324,20 @@ class LiveSync:
             self.listener.reply_updated(tracker.job, update, own=own)
             return
         self._track(frame)
-        found = self.db.query("SELECT 1 FROM messages WHERE id = ?", [frame.message_id])
+        self._unseen.add(frame.job_id)
+
+    async def _ensure_message(self, job: JobRef) -> None:
+        """Before another device's reply is shown, its message must be here.
+
+        The `changed` frame that carries it comes with the `job` frame; a pull
+        fetches it when it did not (a reconnect in between).
+        """
+        self._unseen.discard(job.job_id)
+        found = self.db.query("SELECT 1 FROM messages WHERE id = ?", [job.message_id])
         if not list(found):
             await self._pull()
 
-    def _reply_frame(self, frame: p.Frame) -> None:
+    async def _reply_frame(self, frame: p.Frame) -> None:
         job_id = getattr(frame, "job_id", "")
         tracker = self.trackers.get(job_id)
         if tracker is None:  # a reply nobody follows here: keep its outcome
@@ -331,6 +347,8 @@ class LiveSync:
                 store.apply_rows(self.db, changes)
                 self.listener.rows_applied(changes)
             return
+        if job_id in self._unseen:
+            await self._ensure_message(tracker.job)
         if isinstance(frame, p.Error) and frame.code == p.NOT_FOUND:
             self._gone(tracker)
             return
