@@ -23,11 +23,11 @@ from typing import Any
 
 from grizz_core import days
 from grizz_core import protocol as p
-from grizz_core.domain import Message, Status, utc_now
+from grizz_core.domain import Message, Status
 from grizz_core.errors import GrizzError
 from grizz_tui.config import Settings
 from grizz_tui.store import sync as store
-from grizz_tui.store.conversations import recover_orphans, writer_identity
+from grizz_tui.store.conversations import recover_orphans
 from grizz_tui.store.db import Database, open_database
 from grizz_tui.sync.client import (
     ServerUnreachable,
@@ -36,12 +36,12 @@ from grizz_tui.sync.client import (
     backoff_delays,
 )
 from grizz_tui.sync.engine import SyncEngine
+from grizz_tui.sync.reply import JobRef, ReplyTracker, ReplyUpdate
 
 Consume = Callable[[AsyncIterator[Any]], Awaitable[dict[str, Any]]]
 """Turns session events into `grizz ask`'s result (ask.py renders them)."""
 RECONNECT_FOR = 30.0
 """Seconds to keep reconnecting to follow a reply after the connection drops."""
-FLUSH_EVERY = 0.25
 
 
 class PendingSaved(GrizzError):
@@ -154,20 +154,20 @@ async def _direct(
 
 @dataclass
 class _Follower:
-    """Follows one job's reply frames, printing and storing them."""
+    """Follows one job's reply frames (a `ReplyTracker`), printing them."""
 
     db: Database
     writer: Any
     stream: bool
     accepted: p.Accepted
     frames: asyncio.Queue[p.Frame | None]
-    text: str = ""
-    attempt: int = 0
-    last_entry: str = "0"
     tools: list[dict[str, str]] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
     first_token: float | None = None
-    flushed: float = 0.0
+    tracker: ReplyTracker = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.tracker = ReplyTracker(self.db, JobRef.of(self.accepted))
 
     async def follow(self, client: SyncClient) -> dict[str, Any]:
         accepted = self.accepted
@@ -178,56 +178,37 @@ class _Follower:
                 continue
             if getattr(frame, "job_id", "") != accepted.job_id:
                 continue
-            entry = getattr(frame, "entry", "")
-            if entry:
-                self.last_entry = entry
-            done = self._on_frame(frame)
+            update = self.tracker.apply(frame)
+            done = self._show(update) if update is not None else None
             if done is not None:
                 return done
 
-    def _on_frame(self, frame: p.Frame) -> dict[str, Any] | None:
-        if isinstance(frame, p.Chunk):
-            if frame.attempt > self.attempt:
-                self._restart(frame.attempt)
-            self.text += frame.text
+    def _show(self, update: ReplyUpdate) -> dict[str, Any] | None:
+        if update.dropped:
+            self._restarted()
+        if update.kind == "text":
             if self.first_token is None:
                 self.first_token = time.monotonic() - self.started
             if self.writer is not None and self.stream:
-                self.writer.feed(frame.text)
-            self._store(Status.STREAMING)
-        elif isinstance(frame, p.Restart):
-            self._restart(frame.attempt)
-        elif isinstance(frame, p.Retrying):
-            print(f"grizz: {frame.reason} Trying again…", file=sys.stderr)
-        elif isinstance(frame, p.Tool):
-            self.tools.append({"name": frame.name, "summary": frame.summary})
+                self.writer.feed(update.text)
+        elif update.kind == "retrying":
+            print(f"grizz: {update.text} Trying again…", file=sys.stderr)
+        elif update.kind == "tool":
+            self.tools.append({"name": update.name, "summary": update.text})
             if self.writer is not None:
-                print(f"🐻 {frame.summary}", file=sys.stderr)
-        elif isinstance(frame, p.Done):
-            return self._finish(frame.message)
-        elif isinstance(frame, p.Error):
-            self._store(Status.ERROR, force=True)
-            raise ReplyFailed(f"Grizz could not answer: {frame.message}")
+                print(f"🐻 {update.text}", file=sys.stderr)
+        elif update.kind == "done":
+            return self._finish(update.message)
+        elif update.kind == "error":
+            raise ReplyFailed(f"Grizz could not answer: {update.text}")
         return None
 
-    def _restart(self, attempt: int) -> None:
-        if self.text and self.writer is not None and self.stream:
+    def _restarted(self) -> None:
+        if self.writer is not None and self.stream:
             self.writer.feed("\n")
             print("grizz: the reply started over.", file=sys.stderr)
-        self.attempt, self.text = attempt, ""
-
-    def _store(self, status: Status, *, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self.flushed < FLUSH_EVERY:
-            return
-        self.flushed = now
-        stamp = utc_now()
-        store.apply_rows(self.db, [_reply_row(self.accepted, self.text, status, stamp)])
 
     def _finish(self, message: dict[str, Any]) -> dict[str, Any]:
-        store.apply_rows(
-            self.db, [{"entity": "messages", "id": message["id"], "data": message}]
-        )
         if self.writer is not None and not self.stream:
             self.writer.feed(message.get("content", ""))
         meta = message.get("metadata") or {}
@@ -259,36 +240,14 @@ class _Follower:
                 await client.close()
                 await client.open(timeout=5)
                 await client.send(
-                    p.Resume(job_id=self.accepted.job_id, after=self.last_entry)
+                    p.Resume(job_id=self.accepted.job_id, after=self.tracker.last_entry)
                 )
                 return
             if time.monotonic() + delay > deadline:
                 break
             await asyncio.sleep(delay)
-        self._store(Status.INTERRUPTED, force=True)
+        self.tracker.store(Status.INTERRUPTED, force=True)
         raise ServerUnreachable(
             "The connection to the server was lost; the reply will arrive "
             "with the next `grizz sync`."
         )
-
-
-def _reply_row(
-    accepted: p.Accepted, text: str, status: Status, stamp: str
-) -> dict[str, Any]:
-    data = {
-        "id": accepted.reply_id,
-        "conversation_id": accepted.conversation_id,
-        "role": "assistant",
-        "content": text,
-        "status": str(status),
-        "model": "",
-        "metadata": {
-            "reply_to": accepted.message_id,
-            "job_id": accepted.job_id,
-            **writer_identity(),
-        },
-        "created_at": stamp,
-        "updated_at": stamp,
-        "deleted": False,
-    }
-    return {"entity": "messages", "id": accepted.reply_id, "data": data}

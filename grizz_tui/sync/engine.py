@@ -57,11 +57,14 @@ class SyncEngine:
         client: SyncClient,
         *,
         on_page: Callable[[int], None] | None = None,
+        on_applied: Callable[[list[dict[str, Any]]], None] | None = None,
     ) -> None:
         self.db = db
         self.client = client
         self.on_page = on_page
         """Called with the new cursor after each applied page (progress, tests)."""
+        self.on_applied = on_applied
+        """Called with each pulled page's changes once applied (the app shows them)."""
 
     def _limit(self, name: str, default: int) -> int:
         welcome = self.client.welcome
@@ -98,8 +101,18 @@ class SyncEngine:
                 pushed += len(batch.items)
         return pushed, rejected
 
-    async def send_pending(self, *, wait_replies: bool, exclude: str = "") -> int:
-        """Send every pending message (but `exclude`) once; maybe wait for replies."""
+    async def send_pending(
+        self,
+        *,
+        wait_replies: bool,
+        exclude: str = "",
+        on_accepted: Callable[[p.Accepted], None] | None = None,
+    ) -> int:
+        """Send every pending message (but `exclude`) once; maybe wait for replies.
+
+        `on_accepted` sees each `accepted` before any frame of its job is
+        handled (the app follows those replies).
+        """
         jobs: dict[str, asyncio.Future[None]] = {}
         loop = asyncio.get_running_loop()
 
@@ -137,6 +150,8 @@ class SyncEngine:
                         store.clear_pending(self.db, pending.message.id)
                     raise
                 store.settle_sent(self.db, accepted.message)
+                if on_accepted is not None:
+                    on_accepted(accepted)
                 jobs.setdefault(accepted.job_id, loop.create_future())
                 sent += 1
             if wait_replies and jobs:
@@ -169,6 +184,8 @@ class SyncEngine:
                 store.apply_changes, self.db, page.changes, page.cursor
             )
             pulled += len(page.changes)
+            if self.on_applied is not None and page.changes:
+                self.on_applied(page.changes)
             if self.on_page is not None:
                 self.on_page(page.cursor)
             if not page.has_more:

@@ -171,6 +171,12 @@ class GrizzApp(App[int]):
             yield SystemCommand(
                 "Memory", "See and edit what Grizz remembers", chat.action_memory
             )
+            if chat.link.active:
+                yield SystemCommand(
+                    "Reconnect",
+                    "Try the sync server again now",
+                    chat.link.reconnect_now,
+                )
         yield SystemCommand(
             "Settings",
             "Provider, model and API key",

@@ -39,6 +39,7 @@ from grizz_tui.tui.screens.chat_dialogs import (
     DeleteConfirmed,
     ImageAttached,
 )
+from grizz_tui.tui.sync_link import SyncLink
 from grizz_tui.tui.widgets.composer import ComposeHint, Composer
 from grizz_tui.tui.widgets.conversation import Conversation
 from grizz_tui.tui.widgets.notices import ErrorNotice, Notices
@@ -105,6 +106,7 @@ class ChatScreen(Screen[None]):
             )
             yield StatusBar(id="status")
         yield ReplyStream(self.backend, conversation, id="replies")
+        yield SyncLink(self.backend, conversation, id="sync-link")
 
     def on_mount(self) -> None:
         self.composer.focus()
@@ -142,13 +144,17 @@ class ChatScreen(Screen[None]):
         return self.query_one(ReplyStream)
 
     @property
+    def link(self) -> SyncLink:
+        return self.query_one(SyncLink)
+
+    @property
     def reply_worker(self) -> Worker[None] | None:
         """The last reply's worker (None before the first send)."""
         return self.replies.worker
 
     @property
     def replying(self) -> bool:
-        return self.replies.running
+        return self.replies.running or self.link.replying
 
     # -- start-up ------------------------------------------------------------
     @work(group="startup", exit_on_error=False)
@@ -174,6 +180,7 @@ class ChatScreen(Screen[None]):
                 title="Recovered",
             )
         await self.load_day(self.requested_day or self.today)
+        self.link.connect()  # in the background: never before the first frame
         # The core (httpx) is imported only once the day is painted: a thread
         # import holds the GIL and would delay that paint by its whole cost.
         self.call_after_refresh(self.warm_up)
@@ -196,6 +203,7 @@ class ChatScreen(Screen[None]):
         self.day = day
         self.query_one("#day-bar", Static).update(day_bar(day, self.today))
         await self.conversation.show(messages, files=files, focus_id=focus_id)
+        self.link.shown(day)
         last_reply = next(
             (m for m in reversed(messages) if str(m.role) == "assistant"), None
         )
@@ -240,7 +248,18 @@ class ChatScreen(Screen[None]):
 
     def start_reply(self, job: ReplyJob) -> None:
         self.notices.clear_errors()
-        self.replies.start(job)
+        if self.link.active and job.user_message is None and not job.attachments:
+            self.link.send(job.text, job.day)  # through the server
+        else:
+            self.replies.start(job)
+
+    @on(SyncLink.AnswerDirectly)
+    def _answer_directly(self, event: SyncLink.AnswerDirectly) -> None:
+        self.replies.start(ReplyJob(user_message=event.message, day=self.today))
+
+    @on(SyncLink.StateChanged)
+    def _connection_changed(self, event: SyncLink.StateChanged) -> None:
+        self.status.connection = event.text
 
     async def action_regenerate(self) -> None:
         """Answer the last user message again (the old reply is tombstoned)."""

@@ -1,4 +1,5 @@
-"""The status bar under the composer: who answers, tokens, time, key hints.
+"""The status bar under the composer: who answers, tokens, time, the server
+connection, key hints.
 
 Must not import: the store or the core.
 """
@@ -22,6 +23,8 @@ class StatusBar(Static):
     """Token counts of the last reply (`↑120 ↓48`)."""
     elapsed: reactive[str] = reactive("")
     """How long the last reply took, or the running time of the current one."""
+    connection: reactive[str] = reactive("")
+    """The server connection (`connected`, `offline, 1 pending`); '' without one."""
     hints: reactive[str] = reactive("")
     """Key hints (`Enter send · ctrl+j newline · F1 help`)."""
 
@@ -38,7 +41,8 @@ class StatusBar(Static):
         """Ticks `elapsed` while a reply streams."""
 
     def render(self) -> Content:
-        parts = [p for p in (self.provider, self.usage, self.elapsed) if p]
+        shown = (self.provider, self.usage, self.elapsed, self.connection)
+        parts = [p for p in shown if p]
         left = Content(" · ".join(parts))
         return Content.assemble(left, "   ", (self.hints, "dim"))
 
