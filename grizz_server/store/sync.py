@@ -10,7 +10,9 @@ Push rules, which make every device converge whatever order batches arrive in:
   an `updated_at` more than `max_skew_s` ahead of the server's clock is stored
   as the server's time plus `max_skew_s` (a device whose clock is years ahead
   cannot freeze a row), and an edit that loses comes back `superseded` with
-  the winning row's `updated_at` (`unchanged` means the same data again);
+  the winning row's `updated_at` (`unchanged` means the same data again); the
+  winning row then takes a new change number, so the losing device's next
+  pull brings it back even when its cursor is past the winner's;
 - messages are append-only: the conversation, role and creation time of an id
   never change; only content, status, model and metadata do (last writer wins
   as above), and a tombstone (`deleted`) is final;
@@ -183,7 +185,12 @@ async def _apply(
                 )
                 continue
             if new == current:
-                results[item.index] = _unapplied(item, current)
+                outcome = results[item.index] = _unapplied(item, current)
+                if outcome["status"] == p.SUPERSEDED:
+                    # the winner takes a new change number, so the device that
+                    # lost (its cursor may be past the winner's) pulls it back
+                    state.pop(key, None)
+                    state[key] = dict(current)
                 continue
             if item.entity == "conversations":
                 known.add(item.id)
