@@ -2,8 +2,14 @@
 
 Grizz's replies are Textual `Markdown`; while a reply streams, fragments go
 through `Markdown.get_stream()` (which coalesces them and re-parses only the
-last block), and `finish()` ends with one full `update()` from the stored
-text, so what is shown is exactly what was saved (oterm #308).
+last block), and `finish()` compares the result with the stored text and
+updates only if they differ, so what is shown is exactly what was saved
+(oterm #308).
+
+A finished reply far from the viewport is *culled* (`set_culled`): its body
+is hidden and its height pinned to what it was, so the screen's layout, done
+on every streamed flush, key press and resize, skips its hundreds of
+Markdown blocks. The `Conversation` decides which ones.
 
 Must not import: the store or the core at module level.
 """
@@ -86,6 +92,8 @@ class MessageView(Vertical, can_focus=True):
         self._flusher: Timer | None = None
         self._render_lock = asyncio.Lock()
         self._code_index = 0
+        self.culled = False
+        """Whether the body is hidden (far off screen), its height pinned."""
         if highlight:
             self.add_class("-found")
 
@@ -167,7 +175,30 @@ class MessageView(Vertical, can_focus=True):
             if stream is not None:
                 await stream.stop()
             self.set_message(message)
-            await self.markdown.update(message.content)
+            if self.markdown.source != message.content:
+                # Streamed text differs from what was stored (a cut-off
+                # stream): show the stored text. Otherwise the appended
+                # blocks already show it, and re-parsing and remounting a
+                # long reply would hold the screen for a second.
+                await self.markdown.update(message.content)
+
+    # -- culling -------------------------------------------------------------
+    def set_culled(self, culled: bool) -> None:
+        """Hide the body of a finished reply (keeping its height), or show it."""
+        if culled == self.culled or (culled and not self.can_cull):
+            return
+        self.culled = culled
+        if culled:
+            self.styles.height = self.outer_size.height
+        for body in self.query_children(".message-body, .message-files"):
+            body.display = not culled
+        if not culled:
+            self.styles.height = None  # back to the stylesheet's `auto`
+
+    @property
+    def can_cull(self) -> bool:
+        """A reply laid out at least once, not streaming."""
+        return self.is_reply and self._stream is None and self.outer_size.height > 0
 
     # -- actions -------------------------------------------------------------
     def next_code_block(self) -> str | None:
