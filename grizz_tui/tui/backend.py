@@ -159,10 +159,29 @@ class Backend:
         if self._session is None:
             from grizz_tui.factory import make_provider, make_session
 
-            provider = make_provider(self.settings)
+            provider = self._provider or make_provider(self.settings)
             self._provider = provider
             self._session = make_session(self.settings, self.store, provider)
         return self._session
+
+    def prepare_provider(self) -> None:
+        """Build the provider ahead of the first send; call it in a thread.
+
+        An HTTP client's TLS context costs ~40 ms, which on the first send
+        would stall the screen. A provider that cannot be built (no key) is
+        left to the send, which reports why.
+        """
+        if self._provider is not None:
+            return
+        from grizz_tui.factory import make_provider
+
+        settings = self.settings
+        try:
+            provider = make_provider(settings)
+        except GrizzError:
+            return
+        if self._provider is None and self.settings is settings:
+            self._provider = provider
 
     def uses_local_model(self) -> bool:
         """True when `make_provider` picks the built-in local model: chosen

@@ -1,14 +1,18 @@
-"""Long replies stay cheap: far-off replies are culled, a finished stream is
-not re-parsed. (Speed itself is measured in bench/long_reply.py.)"""
+"""Long replies stay cheap: far-off replies and blocks are culled, a finished
+stream is not re-parsed, the page is out of the collector's full passes, the
+provider is built before the first send. (Speed itself is measured in
+bench/long_reply.py.)"""
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 
 from textual.widgets import Markdown
 from textual.widgets.markdown import MarkdownBlock
 
 from grizz_tui.tui.app import GrizzApp
+from grizz_tui.tui.widgets.culling import is_culled
 from tests.fakes.openai_server import FakeOpenAI, Text
 from tests.tui.conftest import Seed
 from tests.tui.helpers import (
@@ -46,8 +50,12 @@ class TestCulling:
             await wait_until(pilot, lambda: len(conversation.views) == 8)
             await wait_until(pilot, lambda: not body_shown(app, 1), what="culled")
             height = conversation.virtual_size.height
+            last = conversation.views[7]
             assert body_shown(app, 7)  # the reply on screen is laid out
-            assert app.chat.conversation.views[1].culled
+            assert conversation.views[1].culled
+            # ... but of its blocks, those far above the screen are not.
+            blocks = list(last.markdown.children)
+            assert is_culled(blocks[0]) and not is_culled(blocks[-1])
             conversation.scroll_home(animate=False)
             await wait_until(pilot, lambda: body_shown(app, 1), what="shown again")
             await wait_until(pilot, lambda: "Reply 0 paragraph 3." in screen_text(app))
@@ -82,3 +90,28 @@ class TestFinishing:
             assert view.shown_source == view.message.content == long_reply(0)
             # Not re-parsed and remounted at the end (it held the screen).
             assert first.is_attached
+
+
+class TestCollector:
+    async def test_the_page_is_out_of_full_collections_while_the_app_runs(
+        self, app_factory: Callable[..., GrizzApp], provider_env: FakeOpenAI
+    ) -> None:
+        app = app_factory()
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_ready(pilot)
+            await type_and_send(pilot, "hello")
+            await wait_reply_done(pilot)
+            assert gc.get_freeze_count() > 0
+        assert gc.get_freeze_count() == 0  # handed back when the app ends
+
+
+class TestProvider:
+    async def test_the_provider_is_built_before_the_first_send(
+        self, app_factory: Callable[..., GrizzApp], provider_env: FakeOpenAI
+    ) -> None:
+        app = app_factory()
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_ready(pilot)
+            # Building it on the send (a TLS context) stalled the screen.
+            await wait_until(pilot, lambda: app.backend._provider is not None)
+            assert provider_env.requests == []

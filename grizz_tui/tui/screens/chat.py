@@ -24,6 +24,7 @@ from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
 from grizz_core.errors import GrizzError
+from grizz_tui.tui import heap
 from grizz_tui.tui.keys import rebindable
 from grizz_tui.tui.messages import (
     CopyCodeRequested,
@@ -117,6 +118,9 @@ class ChatScreen(Screen[None]):
         self.query_one("#day-bar", Static).update("🐻 Grizz")
         self.call_after_refresh(self.start_up)
 
+    def on_unmount(self) -> None:
+        heap.release()
+
     @property
     def composer(self) -> Composer:
         return self.query_one(Composer)
@@ -180,8 +184,9 @@ class ChatScreen(Screen[None]):
 
     @work(group="startup", exit_on_error=False)
     async def warm_up(self) -> None:
-        """Import the core ahead of the first send; open setup if needed, or
-        start loading the local model when it is the provider."""
+        """Import the core ahead of the first send; open setup if needed,
+        start loading the local model when it is the provider, or build the
+        provider."""
         backend = self.backend
         await asyncio.sleep(WARM_UP_DELAY)
         await asyncio.to_thread(backend.import_core)
@@ -189,13 +194,17 @@ class ChatScreen(Screen[None]):
             self.host.open_setup(first_run=True)
         elif backend.uses_local_model():
             self.replies.preload_model()
+        else:
+            await asyncio.to_thread(backend.prepare_provider)
 
     async def load_day(self, day: str, *, focus_id: str | None = None) -> None:
         """Show `day`'s conversation (only that day is read)."""
         messages, files = self.backend.read_day(day)
         self.day = day
         self.query_one("#day-bar", Static).update(day_bar(day, self.today))
+        heap.release()  # the page being replaced can be collected
         await self.conversation.show(messages, files=files, focus_id=focus_id)
+        self.call_after_refresh(heap.settle)
         last_reply = next(
             (m for m in reversed(messages) if str(m.role) == "assistant"), None
         )
@@ -274,6 +283,7 @@ class ChatScreen(Screen[None]):
     # -- while a reply streams -----------------------------------------------
     @on(ReplyStream.Started)
     def _typing_started(self) -> None:
+        heap.settle()  # no full collection of the page while the reply streams
         self.typing.active = True
         self.status.start_clock(tick=self.host.motion)
 
@@ -281,6 +291,7 @@ class ChatScreen(Screen[None]):
     def _typing_stopped(self) -> None:
         self.typing.active = False
         self.status.stop_clock()
+        self.call_after_refresh(heap.settle)  # the reply is part of the page
 
     @on(ReplyStream.Finished)
     def _reply_finished(self, event: ReplyStream.Finished) -> None:

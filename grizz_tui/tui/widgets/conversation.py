@@ -4,11 +4,11 @@ Only the chosen day is loaded, and of a long day only the last `WINDOW`
 messages are mounted at first ("Show earlier" mounts the rest), so opening a
 day costs the same however much history there is.
 
-Replies more than `CULL_MARGIN` viewports away from what is on screen are
-culled (`MessageView.set_culled`) after every scroll and resize: Textual lays
-out the whole widget tree on each refresh, and ten long replies are
-thousands of Markdown blocks; culled, the layout costs what is near the
-viewport, however long the day.
+Replies (and Markdown blocks of a reply) more than `CULL_MARGIN` viewports
+away from what is on screen are culled (`tui.widgets.culling`) after every
+scroll and layout change: Textual lays out the whole widget tree on each
+refresh, and ten long replies are thousands of Markdown blocks; culled, the
+layout costs what is near the viewport, however long the day.
 
 Must not import: the store or the core at module level; `MessageView`
 (and so Textual's Markdown) is imported when the first message is mounted,
@@ -35,7 +35,7 @@ WINDOW = 24
 FIRST_PAINT = 8
 """Of those, how many are mounted before the first paint of the day."""
 CULL_MARGIN = 1.0
-"""Viewports above and below the visible one whose replies stay laid out."""
+"""Viewports above and below the visible one whose widgets stay laid out."""
 CULL_CHECK = 0.25
 """Seconds between checks for a layout change that moved the viewport: an
 anchored scroll and new content change it without a scroll or resize event."""
@@ -81,18 +81,20 @@ class Conversation(VerticalScroll, can_focus=False):
             self.call_after_refresh(self._cull)
 
     def _cull(self) -> None:
+        from grizz_tui.tui.widgets.culling import Window
+
         self._cull_pending = False
         size = self.virtual_size
         self._culled_at = (self.scroll_y, size.width, size.height)
-        height = self.scrollable_content_region.height
-        if not height or not self.query_children(".message"):
+        visible = self.scrollable_content_region
+        if not visible.height or not self.query_children(".message"):
             return  # (and Markdown is not imported before the first message)
-        margin = height * CULL_MARGIN
-        top, bottom = self.scroll_y - margin, self.scroll_y + height + margin
+        window = Window(visible, round(visible.height * CULL_MARGIN))
+        changed = False
         for view in self.views:
-            region = view.virtual_region
-            if region.height:
-                view.set_culled(region.bottom < top or region.y > bottom)
+            changed = view.cull(window) or changed
+        if changed:  # blocks of an unculled reply are placed on the next pass
+            self.schedule_cull()
 
     @property
     def views(self) -> list[MessageView]:
@@ -180,7 +182,7 @@ class Conversation(VerticalScroll, can_focus=False):
         """Mount one new message at the bottom."""
         from grizz_tui.tui.widgets.message_view import MessageView
 
-        for greeting in self.query("#greeting"):
+        for greeting in self.query_children("#greeting"):
             await greeting.remove()
         view = MessageView(message, files=files)
         await self.mount(view)

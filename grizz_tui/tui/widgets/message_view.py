@@ -6,10 +6,12 @@ last block), and `finish()` compares the result with the stored text and
 updates only if they differ, so what is shown is exactly what was saved
 (oterm #308).
 
-A finished reply far from the viewport is *culled* (`set_culled`): its body
-is hidden and its height pinned to what it was, so the screen's layout, done
-on every streamed flush, key press and resize, skips its hundreds of
-Markdown blocks. The `Conversation` decides which ones.
+A finished reply far from the viewport is *culled* (`cull`): its height is
+pinned and its children hidden, so the screen's layout, done on every
+streamed flush, key press and resize, skips its hundreds of Markdown blocks;
+of a reply near the viewport, the blocks far from it are culled the same way
+(`tui.widgets.culling`). The `Conversation` calls it after scrolls and
+layout changes.
 
 Must not import: the store or the core at module level.
 """
@@ -32,6 +34,7 @@ from grizz_tui.tui.messages import (
     DeleteRequested,
     EditRequested,
 )
+from grizz_tui.tui.widgets.culling import Window, cull_all, is_culled, set_culled
 
 if TYPE_CHECKING:
     from textual.app import ComposeResult
@@ -92,8 +95,6 @@ class MessageView(Vertical, can_focus=True):
         self._flusher: Timer | None = None
         self._render_lock = asyncio.Lock()
         self._code_index = 0
-        self.culled = False
-        """Whether the body is hidden (far off screen), its height pinned."""
         if highlight:
             self.add_class("-found")
 
@@ -183,22 +184,26 @@ class MessageView(Vertical, can_focus=True):
                 await self.markdown.update(message.content)
 
     # -- culling -------------------------------------------------------------
-    def set_culled(self, culled: bool) -> None:
-        """Hide the body of a finished reply (keeping its height), or show it."""
-        if culled == self.culled or (culled and not self.can_cull):
-            return
-        self.culled = culled
-        if culled:
-            self.styles.height = self.outer_size.height
-        for body in self.query_children(".message-body, .message-files"):
-            body.display = not culled
-        if not culled:
-            self.styles.height = None  # back to the stylesheet's `auto`
-
     @property
-    def can_cull(self) -> bool:
-        """A reply laid out at least once, not streaming."""
-        return self.is_reply and self._stream is None and self.outer_size.height > 0
+    def culled(self) -> bool:
+        """Whether the whole message is culled (far off screen, height kept)."""
+        return is_culled(self)
+
+    def cull(self, window: Window) -> bool:
+        """Cull this reply if it is outside `window`, or else its blocks that
+        are (see `tui.widgets.culling`); False when nothing changed."""
+        if not self.is_reply:
+            return False
+        far = window.far(self)
+        if far is None:
+            return False
+        if far and self._stream is None:
+            return set_culled(self, True)
+        changed = set_culled(self, False)
+        blocks = list(self.markdown.children)
+        if self._stream is not None:
+            blocks = blocks[:-1]  # the block being appended to
+        return cull_all(blocks, window) or changed
 
     # -- actions -------------------------------------------------------------
     def next_code_block(self) -> str | None:
