@@ -121,6 +121,14 @@ class ChatScreen(Screen[None]):
     def on_unmount(self) -> None:
         heap.release()
 
+    def on_screen_resume(self) -> None:
+        """Back from a dialog or another screen: the composer has the keys.
+
+        (Left on a message, the next sentence typed would fire its one-letter
+        actions: `d` delete, `e` edit, `c` copy.)
+        """
+        self.composer.focus()
+
     @property
     def composer(self) -> Composer:
         return self.query_one(Composer)
@@ -204,6 +212,7 @@ class ChatScreen(Screen[None]):
         self.query_one("#day-bar", Static).update(day_bar(day, self.today))
         heap.release()  # the page being replaced can be collected
         await self.conversation.show(messages, files=files, focus_id=focus_id)
+        self.composer.focus()
         self.call_after_refresh(heap.settle)
         last_reply = next(
             (m for m in reversed(messages) if str(m.role) == "assistant"), None
@@ -249,6 +258,7 @@ class ChatScreen(Screen[None]):
 
     def start_reply(self, job: ReplyJob) -> None:
         self.notices.clear_errors()
+        self.composer.focus()  # not a message: the next keys are the user's text
         self.replies.start(job)
 
     async def action_regenerate(self) -> None:
@@ -267,6 +277,11 @@ class ChatScreen(Screen[None]):
     @on(ErrorNotice.RetryPressed)
     async def _retry(self) -> None:
         await self.action_regenerate()
+        self.composer.focus()
+
+    @on(Notices.Acted)
+    def _notice_acted(self) -> None:
+        self.composer.focus()
 
     async def retract(self, message: Message, *, keep_user: bool = False) -> None:
         """Tombstone `message` (unless `keep_user`) and every message after it."""

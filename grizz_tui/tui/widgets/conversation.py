@@ -157,8 +157,8 @@ class Conversation(VerticalScroll, can_focus=False):
             await self.mount_all(views, before=anchor)
 
     def _reveal(self, view: MessageView) -> None:
+        # Shown and highlighted, not focused: the composer keeps the keys.
         self.scroll_to_widget(view, top=True, animate=False)
-        view.focus()
 
     def _earlier_label(self) -> str:
         return f"▲ Show {len(self._earlier)} earlier messages"
