@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from textual import events
 from textual.pilot import Pilot
 
 from grizz_tui.store import memory
@@ -36,6 +37,24 @@ async def typed_after(pilot: Pilot[object], app: GrizzApp, text: str) -> None:
     assert isinstance(app.focused, Composer)
     assert app.chat.composer.text.endswith(text)
     assert not isinstance(app.screen, ConfirmScreen)
+
+
+class TestTypingAhead:
+    async def test_keys_typed_right_after_enter_are_kept(
+        self, app_factory: AppFactory, provider_env: FakeOpenAI, today: str
+    ) -> None:
+        app = app_factory()
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_ready(pilot)
+            composer = app.chat.composer
+            composer.insert("first message")
+            # Enter and the next keys arrive before the send is handled.
+            composer.post_message(events.Key("enter", None))
+            for char in "and then":
+                composer.post_message(events.Key(char, char))
+            await wait_reply_done(pilot)
+            assert composer.text == "and then"
+            assert live_messages(app, today)[0].content == "first message"
 
 
 class TestRetry:

@@ -246,12 +246,12 @@ class ChatScreen(Screen[None]):
             self.notify(why, severity="error" if self.unusable else "warning")
             return
         text = event.text.strip("\n")
+        self.composer.take(event.text)
         if self.day != self.today:
             await self.load_day(self.today)
         if self.editing is not None:
             await self.retract(self.editing)
             self.end_edit()
-        self.composer.clear()
         files, self.pending = self.pending, []
         self._show_pending()
         self.start_reply(ReplyJob(text=text, attachments=files, day=self.today))
