@@ -39,6 +39,8 @@ class Backend:
         self._store: LocalChatStore | None = None
         self._provider: Provider | None = None
         self._session: ChatSession | None = None
+        self.answers_locally: bool | None = None
+        """The built-in model answers (None: not known before the warm-up)."""
 
     # -- store ---------------------------------------------------------------
     @property
@@ -112,14 +114,27 @@ class Backend:
 
     # -- provider and session --------------------------------------------------
     def provider_label(self) -> str:
-        """`model @ host` for the status bar, without building the provider."""
+        """Who answers, for the status bar, without building the provider:
+        `model @ host`, or `local · <model>` for the built-in model, chosen
+        or the fresh-install fallback (known once `uses_local_model()` ran).
+        """
         from urllib.parse import urlsplit
 
         settings = self.settings
-        if settings.provider == "local":
-            return f"{getattr(settings, 'local_model', settings.model)} (local)"
+        if settings.provider == "local" or self.answers_locally:
+            return f"local · {self.local_model_name()}"
         host = urlsplit(settings.base_url).netloc or settings.base_url
         return f"{settings.model} @ {host}"
+
+    def local_model_name(self) -> str:
+        """The built-in model's name (`auto`: the first installed one)."""
+        choice = self.settings.local_model.strip() or "auto"
+        if choice != "auto":
+            return Path(choice).stem if choice.endswith(".gguf") else choice
+        from grizz_core.providers.local import models
+
+        ready = models.installed() or list(models.CATALOGUE)
+        return ready[0].name
 
     def needs_setup(self) -> bool:
         """True when no provider can answer yet: a hosted API without a key,
@@ -190,12 +205,15 @@ class Backend:
         Imports the core's setup module: call it after the first paint.
         """
         if self.settings.provider == "local":
-            return True
-        if self._hosted_key() != "missing":
-            return False
-        from grizz_tui import factory as setup
+            answer = True
+        elif self._hosted_key() != "missing":
+            answer = False
+        else:
+            from grizz_tui import factory as setup
 
-        return setup.local_fallback(self.settings)
+            answer = setup.local_fallback(self.settings)
+        self.answers_locally = answer
+        return answer
 
     def model_pending(self) -> bool:
         """True when the provider has a model still to load (the local one).
@@ -228,6 +246,7 @@ class Backend:
     async def reload(self, settings: Settings | None = None) -> None:
         """Re-read the settings (after setup saved them) and drop the provider."""
         self.settings = settings or load_settings()
+        self.answers_locally = None
         await self.close_provider()
 
     async def close_provider(self) -> None:

@@ -201,6 +201,7 @@ class ChatScreen(Screen[None]):
         if backend.needs_setup():
             self.host.open_setup(first_run=True)
         elif backend.uses_local_model():
+            self.status.provider = backend.provider_label()  # the fallback, too
             self.replies.preload_model()
         else:
             await asyncio.to_thread(backend.prepare_provider)
@@ -228,6 +229,7 @@ class ChatScreen(Screen[None]):
 
     def settings_reloaded(self) -> None:
         """The provider may have changed: show it, and say how to get an answer."""
+        self.backend.uses_local_model()  # (the core is imported by now)
         self.status.provider = self.backend.provider_label()
         views = self.conversation.views
         if views and str(views[-1].message.role) == "user":
