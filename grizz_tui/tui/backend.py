@@ -62,7 +62,7 @@ class Backend:
         from grizz_tui.store.db import open_database
         from grizz_tui.store.local import LocalChatStore
 
-        db = open_database(self.db_path)
+        db = open_database(self.db_path, check=True)  # damaged: nothing written
         self.recovered = recover_orphans(db)
         self._db = db
         self._store = LocalChatStore(db)
