@@ -15,6 +15,7 @@ Must not import: textual, httpx, rich, the core.
 from __future__ import annotations
 
 import contextlib
+import re
 import secrets
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -62,8 +63,14 @@ class Database:
         self.conn.close()
 
 
-def open_database(path: Path | None = None, *, migrate: bool = True) -> Database:
+def open_database(
+    path: Path | None = None, *, migrate: bool = True, check: bool = False
+) -> Database:
     """Open (creating if needed) the Grizz database at `path`.
+
+    With `check`, damaged pages behind a valid header are found before
+    anything is written (`PRAGMA quick_check`, ~0.2 s for 200 MB): otherwise
+    they surface at the first read that touches them, after writes went in.
 
     Raises:
         StoreError: the file is not a SQLite database, is damaged, or cannot be
@@ -85,11 +92,13 @@ def open_database(path: Path | None = None, *, migrate: bool = True) -> Database
         )
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA foreign_keys = ON")
+        db = Database(conn, path)
+        if check and not in_memory:
+            _check_pages(db)  # before anything (the journal mode) is written
         mode = wal_mode(conn, BUSY_TIMEOUT_MS / 1000)
         if mode != "wal":  # e.g. a read-only directory; still usable, just slower
             conn.execute("PRAGMA journal_mode = DELETE")
         conn.execute("PRAGMA synchronous = NORMAL")
-        db = Database(conn, path)
         if migrate and _behind(db):
             with contextlib.nullcontext() if in_memory else _migration_lock(path):
                 _apply_migrations(db)
@@ -100,6 +109,15 @@ def open_database(path: Path | None = None, *, migrate: bool = True) -> Database
             f"Could not open the database {path}: {exc.strerror}."
         ) from None
     return db
+
+
+def _check_pages(db: Database) -> None:
+    """Raise `sqlite3.DatabaseError` when `quick_check` finds a damaged page."""
+    problems = [row[0] for row in db.execute("PRAGMA quick_check(1)")]
+    if problems != ["ok"]:
+        page = re.search(r"[Pp]age (\d+)", problems[0])
+        where = f"page {page[1]} is damaged" if page else " ".join(problems[0].split())
+        raise sqlite3.DatabaseError(f"database disk image is malformed: {where}")
 
 
 def _behind(db: Database) -> bool:

@@ -39,6 +39,8 @@ class Backend:
         self._store: LocalChatStore | None = None
         self._provider: Provider | None = None
         self._session: ChatSession | None = None
+        self.answers_locally: bool | None = None
+        """The built-in model answers (None: not known before the warm-up)."""
 
     # -- store ---------------------------------------------------------------
     @property
@@ -60,7 +62,7 @@ class Backend:
         from grizz_tui.store.db import open_database
         from grizz_tui.store.local import LocalChatStore
 
-        db = open_database(self.db_path)
+        db = open_database(self.db_path, check=True)  # damaged: nothing written
         self.recovered = recover_orphans(db)
         self._db = db
         self._store = LocalChatStore(db)
@@ -111,15 +113,32 @@ class Backend:
             memory.restore_memory(self.db, memory_id)
 
     # -- provider and session --------------------------------------------------
-    def provider_label(self) -> str:
-        """`model @ host` for the status bar, without building the provider."""
+    def provider_label(self, *, via_server: bool = False) -> str:
+        """Who answers, for the status bar, without building the provider:
+        `server · host` while replies come from the sync server, `model @
+        host`, or `local · <model>` for the built-in model, chosen or the
+        fresh-install fallback (known once `uses_local_model()` ran).
+        """
         from urllib.parse import urlsplit
 
         settings = self.settings
-        if settings.provider == "local":
-            return f"{getattr(settings, 'local_model', settings.model)} (local)"
+        if via_server and settings.server_url:
+            host = urlsplit(settings.server_url).netloc or settings.server_url
+            return f"server · {host}"
+        if settings.provider == "local" or self.answers_locally:
+            return f"local · {self.local_model_name()}"
         host = urlsplit(settings.base_url).netloc or settings.base_url
         return f"{settings.model} @ {host}"
+
+    def local_model_name(self) -> str:
+        """The built-in model's name (`auto`: the first installed one)."""
+        choice = self.settings.local_model.strip() or "auto"
+        if choice != "auto":
+            return Path(choice).stem if choice.endswith(".gguf") else choice
+        from grizz_core.providers.local import models
+
+        ready = models.installed() or list(models.CATALOGUE)
+        return ready[0].name
 
     def needs_setup(self) -> bool:
         """True when no provider can answer yet: a hosted API without a key,
@@ -159,10 +178,29 @@ class Backend:
         if self._session is None:
             from grizz_tui.factory import make_provider, make_session
 
-            provider = make_provider(self.settings)
+            provider = self._provider or make_provider(self.settings)
             self._provider = provider
             self._session = make_session(self.settings, self.store, provider)
         return self._session
+
+    def prepare_provider(self) -> None:
+        """Build the provider ahead of the first send; call it in a thread.
+
+        An HTTP client's TLS context costs ~40 ms, which on the first send
+        would stall the screen. A provider that cannot be built (no key) is
+        left to the send, which reports why.
+        """
+        if self._provider is not None:
+            return
+        from grizz_tui.factory import make_provider
+
+        settings = self.settings
+        try:
+            provider = make_provider(settings)
+        except GrizzError:
+            return
+        if self._provider is None and self.settings is settings:
+            self._provider = provider
 
     def uses_local_model(self) -> bool:
         """True when `make_provider` picks the built-in local model: chosen
@@ -171,12 +209,15 @@ class Backend:
         Imports the core's setup module: call it after the first paint.
         """
         if self.settings.provider == "local":
-            return True
-        if self._hosted_key() != "missing":
-            return False
-        from grizz_tui import factory as setup
+            answer = True
+        elif self._hosted_key() != "missing":
+            answer = False
+        else:
+            from grizz_tui import factory as setup
 
-        return setup.local_fallback(self.settings)
+            answer = setup.local_fallback(self.settings)
+        self.answers_locally = answer
+        return answer
 
     def model_pending(self) -> bool:
         """True when the provider has a model still to load (the local one).
@@ -209,6 +250,7 @@ class Backend:
     async def reload(self, settings: Settings | None = None) -> None:
         """Re-read the settings (after setup saved them) and drop the provider."""
         self.settings = settings or load_settings()
+        self.answers_locally = None
         await self.close_provider()
 
     async def close_provider(self) -> None:

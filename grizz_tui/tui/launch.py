@@ -47,9 +47,13 @@ def run_app() -> int:
             app.exit(0)
 
     app = make_app(settings, on_first_frame=write_probe if probe else None)
+    from grizz_tui.tui import heap
+
     try:
         code = app.run()
     except GrizzError as exc:
         print(f"grizz: {exc}", file=sys.stderr)
         return exc.exit_code
+    finally:
+        heap.before_exit()
     return app.return_code or (code or 0)

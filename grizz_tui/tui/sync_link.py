@@ -59,11 +59,13 @@ class SyncLink(Widget):
     """
 
     class StateChanged(Message):
-        """The connection changed: `text` is what the status bar says."""
+        """The connection changed: `text` is what the status bar says;
+        `connected`: replies come from the server (else from this device)."""
 
-        def __init__(self, text: str) -> None:
+        def __init__(self, text: str, *, connected: bool) -> None:
             super().__init__()
             self.text = text
+            self.connected = connected
 
     class AnswerDirectly(Message):
         """The server is away: the device answers this stored message itself."""
@@ -159,14 +161,18 @@ class SyncLink(Widget):
 
     def _tick(self) -> None:
         if self.state is not None and self.state.retry_at:
-            self.post_message(self.StateChanged(self.state.describe()))
+            self.post_message(
+                self.StateChanged(self.state.describe(), connected=self.state.connected)
+            )
 
     # -- LiveListener (called by LiveSync on this loop) ----------------------------
     def state_changed(self, state: LinkState) -> None:
         self.state = state
         if not state.connected:
             self.replying = False  # the reply resumes on reconnect; input is free
-        self.post_message(self.StateChanged(state.describe()))
+        self.post_message(
+            self.StateChanged(state.describe(), connected=state.connected)
+        )
 
     def rows_applied(self, changes: list[dict[str, Any]]) -> None:
         self.post_message(self._Rows(changes))

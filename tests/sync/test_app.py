@@ -184,6 +184,8 @@ class TestServerAway:
                 lambda: "offline, 1 pending" in app.chat.status.connection,
                 what="1 pending",
             )
+            # offline, the status bar names the direct provider, not the server
+            assert not app.chat.status.provider.startswith("server")
             assert provider_env.requests == []  # nobody answered it directly
             provider_env.enqueue(Text("Back again!"))
             await start_gateway(stack, port)
@@ -191,6 +193,9 @@ class TestServerAway:
             await wait_shown(pilot, "Back again!")
             await wait_until(pilot, lambda: PENDING_MARK not in screen_text(app))
             assert app.chat.status.connection == "connected"
+            # who answers: the server (its host), while connected
+            host = stack.url.removeprefix("ws://").rstrip("/")
+            assert app.chat.status.provider == f"server · {host}"
             # another reconnect sends nothing again
             port = await stop_gateway(stack)
             await start_gateway(stack, port)

@@ -8,6 +8,7 @@ import sys
 from grizz_core import paths
 from grizz_tui.tui.launch import run_app
 from grizz_tui.tui.widgets.notices import ErrorNotice
+from tests.fakes.damaged_db import make_damaged_db
 from tests.tui.helpers import type_and_send, wait_until
 from tests.tui.test_startup import run_in_pty
 
@@ -32,6 +33,26 @@ class TestBrokenDatabase:
             assert provider_env.requests == []
             assert app.is_running
         assert broken.read_bytes() == before
+
+    async def test_damaged_pages_are_a_notice_and_nothing_is_written(
+        self, app_factory, provider_env, grizz_home, monkeypatch
+    ):
+        """Valid header, damaged pages: it opened on an empty day, and the
+        first send crashed with a traceback showing the message (issue 13)."""
+        damaged_path = grizz_home / "damaged.db"
+        damaged = make_damaged_db(damaged_path)
+        monkeypatch.setenv("GRIZZ_DB", str(damaged_path))
+        app = app_factory()
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_until(pilot, lambda: app.chat.query(ErrorNotice), what="notice")
+            notice = app.chat.query_one(ErrorNotice)
+            assert "not a usable Grizz database" in notice.reason
+            assert "damaged" in notice.reason
+            await type_and_send(pilot, "my secret words")
+            await pilot.pause()
+            assert provider_env.requests == []
+            assert app.is_running
+        assert damaged_path.read_bytes() == damaged
 
     async def test_unknown_time_zone_is_a_notice(
         self, app_factory, provider_env, monkeypatch

@@ -6,6 +6,7 @@ from grizz_tui.store import memory
 from grizz_tui.tui.screens.days import DaysScreen
 from grizz_tui.tui.screens.memory import MemoryScreen, NoteEditor
 from grizz_tui.tui.screens.search import SearchScreen
+from grizz_tui.tui.widgets.composer import Composer
 from grizz_tui.tui.widgets.notices import MemoryNotice
 from tests.fakes.openai_server import Text, ToolCalls
 from tests.tui.helpers import (
@@ -83,7 +84,8 @@ class TestSearch:
             await pilot.pause()
             view = app.chat.conversation.view_of(target.id)
             assert view is not None and view.has_class("-found")
-            assert app.focused is view
+            # Shown and highlighted; the keys stay with the composer (issue 13).
+            assert isinstance(app.focused, Composer)
             await wait_shown(pilot, "the blue heron came back")
 
     async def test_memory_notes_are_found_too(self, app_factory, provider_env, db):

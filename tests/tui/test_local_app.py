@@ -101,3 +101,28 @@ async def test_corrupt_local_model_is_an_error_notice(
         # The message is kept (Retry answers it), and the app is still running.
         assert [m.content for m in live_messages(app, today)] == ["hi"]
         assert app.is_running and app.chat.typing.model_note == ""
+
+
+async def test_the_fresh_install_fallback_is_named_in_the_status_bar(
+    app_factory, models_dir, monkeypatch
+):
+    """No key, no provider chosen: the built-in model answers, and the status
+    bar says so (it named gpt-4o-mini @ api.openai.com: issue 13)."""
+    use_local_model(models_dir, monkeypatch)
+    monkeypatch.setenv("GRIZZ_LOCAL__FALLBACK", "1")
+    app = app_factory()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_ready(pilot)
+        await wait_until(
+            pilot, lambda: "local · " in screen_text(app), what="the local label"
+        )
+        assert "api.openai.com" not in screen_text(app)
+        await wait_until(
+            pilot,
+            lambda: (
+                not app.chat.workers
+                or all(w.is_finished for w in app.chat.replies.workers)
+            ),
+            timeout=60,
+            what="the model's load",
+        )

@@ -202,3 +202,13 @@ def test_schema_names_match_registered_migrations() -> None:
     from grizz_tui.store.schema import MIGRATION_NAMES
 
     assert tuple(m.name for m in migrations._migrations) == MIGRATION_NAMES
+
+
+def test_damaged_pages_are_found_before_anything_is_written(tmp_path: Path) -> None:
+    from tests.fakes.damaged_db import make_damaged_db
+
+    path = tmp_path / "grizz.db"
+    damaged = make_damaged_db(path)
+    with pytest.raises(StoreError, match=r"not a usable Grizz database .* damaged"):
+        open_database(path, check=True)
+    assert path.read_bytes() == damaged

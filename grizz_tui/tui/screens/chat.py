@@ -20,10 +20,10 @@ from textual import on, work
 from textual.binding import BindingType
 from textual.containers import Vertical
 from textual.screen import Screen
-from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
 from grizz_core.errors import GrizzError
+from grizz_tui.tui import heap
 from grizz_tui.tui.keys import rebindable
 from grizz_tui.tui.messages import (
     CopyCodeRequested,
@@ -42,6 +42,7 @@ from grizz_tui.tui.screens.chat_dialogs import (
 from grizz_tui.tui.sync_link import SyncLink
 from grizz_tui.tui.widgets.composer import ComposeHint, Composer
 from grizz_tui.tui.widgets.conversation import Conversation
+from grizz_tui.tui.widgets.day_bar import DayBar
 from grizz_tui.tui.widgets.notices import ErrorNotice, Notices
 from grizz_tui.tui.widgets.reply_stream import ReplyJob, ReplyStream
 from grizz_tui.tui.widgets.status_bar import StatusBar
@@ -92,7 +93,7 @@ class ChatScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         conversation = Conversation(id="conversation")
-        yield Static("", id="day-bar")
+        yield DayBar("", id="day-bar")
         yield conversation
         with Vertical(id="bottom"):
             yield Notices(self.backend, id="notices")
@@ -116,8 +117,19 @@ class ChatScreen(Screen[None]):
         self.status.hints = (
             f"Enter send · {newline} newline · ctrl+p commands · F1 help"
         )
-        self.query_one("#day-bar", Static).update("🐻 Grizz")
+        self.query_one(DayBar).update("🐻 Grizz")
         self.call_after_refresh(self.start_up)
+
+    def on_unmount(self) -> None:
+        heap.release()
+
+    def on_screen_resume(self) -> None:
+        """Back from a dialog or another screen: the composer has the keys.
+
+        (Left on a message, the next sentence typed would fire its one-letter
+        actions: `d` delete, `e` edit, `c` copy.)
+        """
+        self.composer.focus()
 
     @property
     def composer(self) -> Composer:
@@ -187,23 +199,30 @@ class ChatScreen(Screen[None]):
 
     @work(group="startup", exit_on_error=False)
     async def warm_up(self) -> None:
-        """Import the core ahead of the first send; open setup if needed, or
-        start loading the local model when it is the provider."""
+        """Import the core ahead of the first send; open setup if needed,
+        start loading the local model when it is the provider, or build the
+        provider."""
         backend = self.backend
         await asyncio.sleep(WARM_UP_DELAY)
         await asyncio.to_thread(backend.import_core)
         if backend.needs_setup():
             self.host.open_setup(first_run=True)
         elif backend.uses_local_model():
+            self.status.provider = backend.provider_label()  # the fallback, too
             self.replies.preload_model()
+        else:
+            await asyncio.to_thread(backend.prepare_provider)
 
     async def load_day(self, day: str, *, focus_id: str | None = None) -> None:
         """Show `day`'s conversation (only that day is read)."""
         messages, files = self.backend.read_day(day)
         self.day = day
-        self.query_one("#day-bar", Static).update(day_bar(day, self.today))
+        self.query_one(DayBar).show(day, self.today)
+        heap.release()  # the page being replaced can be collected
         await self.conversation.show(messages, files=files, focus_id=focus_id)
         self.link.shown(day)
+        self.composer.focus()
+        self.call_after_refresh(heap.settle)
         last_reply = next(
             (m for m in reversed(messages) if str(m.role) == "assistant"), None
         )
@@ -218,6 +237,7 @@ class ChatScreen(Screen[None]):
 
     def settings_reloaded(self) -> None:
         """The provider may have changed: show it, and say how to get an answer."""
+        self.backend.uses_local_model()  # (the core is imported by now)
         self.status.provider = self.backend.provider_label()
         views = self.conversation.views
         if views and str(views[-1].message.role) == "user":
@@ -236,18 +256,19 @@ class ChatScreen(Screen[None]):
             self.notify(why, severity="error" if self.unusable else "warning")
             return
         text = event.text.strip("\n")
+        self.composer.take(event.text)
         if self.day != self.today:
             await self.load_day(self.today)
         if self.editing is not None:
             await self.retract(self.editing)
             self.end_edit()
-        self.composer.clear()
         files, self.pending = self.pending, []
         self._show_pending()
         self.start_reply(ReplyJob(text=text, attachments=files, day=self.today))
 
     def start_reply(self, job: ReplyJob) -> None:
         self.notices.clear_errors()
+        self.composer.focus()  # not a message: the next keys are the user's text
         if self.link.active and job.user_message is None and not job.attachments:
             self.link.send(job.text, job.day)  # through the server
         else:
@@ -260,6 +281,7 @@ class ChatScreen(Screen[None]):
     @on(SyncLink.StateChanged)
     def _connection_changed(self, event: SyncLink.StateChanged) -> None:
         self.status.connection = event.text
+        self.status.provider = self.backend.provider_label(via_server=event.connected)
 
     async def action_regenerate(self) -> None:
         """Answer the last user message again (the old reply is tombstoned)."""
@@ -277,6 +299,11 @@ class ChatScreen(Screen[None]):
     @on(ErrorNotice.RetryPressed)
     async def _retry(self) -> None:
         await self.action_regenerate()
+        self.composer.focus()
+
+    @on(Notices.Acted)
+    def _notice_acted(self) -> None:
+        self.composer.focus()
 
     async def retract(self, message: Message, *, keep_user: bool = False) -> None:
         """Tombstone `message` (unless `keep_user`) and every message after it."""
@@ -293,6 +320,7 @@ class ChatScreen(Screen[None]):
     # -- while a reply streams -----------------------------------------------
     @on(ReplyStream.Started)
     def _typing_started(self) -> None:
+        heap.settle()  # no full collection of the page while the reply streams
         self.typing.active = True
         self.status.start_clock(tick=self.host.motion)
 
@@ -300,6 +328,7 @@ class ChatScreen(Screen[None]):
     def _typing_stopped(self) -> None:
         self.typing.active = False
         self.status.stop_clock()
+        self.call_after_refresh(heap.settle)  # the reply is part of the page
 
     @on(ReplyStream.Finished)
     def _reply_finished(self, event: ReplyStream.Finished) -> None:
@@ -465,15 +494,3 @@ class ChatScreen(Screen[None]):
         self.pending.append(event.attachment)
         self._show_pending()
         self.composer.focus()
-
-
-def day_bar(day: str, today: str) -> str:
-    """The line above the conversation: which day is on screen."""
-    import datetime as dt
-
-    if day == today:
-        label = "Today"
-    else:
-        label = dt.date.fromisoformat(day).strftime("%A %d %B %Y")
-        label += "  (reading an earlier day · Enter writes to today)"
-    return f"🐻 Grizz · {label}"

@@ -32,7 +32,7 @@ class DayChosen(Message):
         super().__init__()
         self.day = day
         self.focus_id = focus_id
-        """The message found by search, to show and focus."""
+        """The message found by search, to show and highlight."""
 
 
 class ImageAttached(Message):

@@ -18,7 +18,11 @@ if TYPE_CHECKING:
 
 
 class ConfirmScreen(ModalScreen[bool]):
-    """Ask one question; Enter/the button confirms, Esc cancels."""
+    """Ask one question; Esc, or Enter on the focused Cancel, cancels.
+
+    Cancel is focused first: the questions are destructive (delete), and an
+    Enter typed for something else must not confirm them.
+    """
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "dismiss(False)", "Cancel")
@@ -37,7 +41,7 @@ class ConfirmScreen(ModalScreen[bool]):
                 yield Button("Cancel", id="no")
 
     def on_mount(self) -> None:
-        self.query_one("#yes").focus()
+        self.query_one("#no").focus()
 
     @on(Button.Pressed)
     def _pressed(self, event: Button.Pressed) -> None:

@@ -80,6 +80,17 @@ class Composer(TextArea):
             return
         await super()._on_key(event)
 
+    def take(self, sent: str) -> None:
+        """Remove `sent` (just sent) from the start, keeping anything typed
+        after the Enter that sent it (the send is handled a moment later, and
+        clearing then lost those keys)."""
+        text = self.text
+        rest = text[len(sent) :] if text.startswith(sent) else text
+        if rest == text:
+            return
+        self.load_text(rest)
+        self.move_cursor(self.document.end)
+
 
 class ComposeHint(Static):
     """What the next send does besides sending: resend an edit, attach images.

@@ -4,6 +4,12 @@ Only the chosen day is loaded, and of a long day only the last `WINDOW`
 messages are mounted at first ("Show earlier" mounts the rest), so opening a
 day costs the same however much history there is.
 
+Replies (and Markdown blocks of a reply) more than `CULL_MARGIN` viewports
+away from what is on screen are culled (`tui.widgets.culling`) after every
+scroll and layout change: Textual lays out the whole widget tree on each
+refresh, and ten long replies are thousands of Markdown blocks; culled, the
+layout costs what is near the viewport, however long the day.
+
 Must not import: the store or the core at module level; `MessageView`
 (and so Textual's Markdown) is imported when the first message is mounted,
 after the first frame.
@@ -28,6 +34,11 @@ WINDOW = 24
 """Messages of a day mounted when it opens (the rest behind "Show earlier")."""
 FIRST_PAINT = 8
 """Of those, how many are mounted before the first paint of the day."""
+CULL_MARGIN = 1.0
+"""Viewports above and below the visible one whose widgets stay laid out."""
+CULL_CHECK = 0.25
+"""Seconds between checks for a layout change that moved the viewport: an
+anchored scroll and new content change it without a scroll or resize event."""
 GREETING = (
     "🐻 Hi, I'm Grizz. Tell me how your day is going, or ask me anything.\n"
     "Everything we say today stays in today's page; I'll remember what matters."
@@ -41,9 +52,49 @@ class Conversation(VerticalScroll, can_focus=False):
         super().__init__(id=id)
         self._earlier: list[Message] = []
         self._files: dict[str, list[str]] = {}
+        self._cull_pending = False
+        self._culled_at: tuple[float, int, int] = (-1.0, -1, -1)
+        """Scroll offset and virtual size at the last cull."""
 
     def compose(self) -> ComposeResult:
         yield Static(GREETING, id="greeting")
+
+    def on_mount(self) -> None:
+        self.set_interval(CULL_CHECK, self._check_cull)
+
+    def _check_cull(self) -> None:
+        size = self.virtual_size
+        if (self.scroll_y, size.width, size.height) != self._culled_at:
+            self.schedule_cull()
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        self.schedule_cull()
+
+    def on_resize(self) -> None:
+        self.schedule_cull()
+
+    def schedule_cull(self) -> None:
+        """Cull (and uncull) replies after the next refresh (once per refresh)."""
+        if not self._cull_pending:
+            self._cull_pending = True
+            self.call_after_refresh(self._cull)
+
+    def _cull(self) -> None:
+        from grizz_tui.tui.widgets.culling import Window
+
+        self._cull_pending = False
+        size = self.virtual_size
+        self._culled_at = (self.scroll_y, size.width, size.height)
+        visible = self.scrollable_content_region
+        if not visible.height or not self.query_children(".message"):
+            return  # (and Markdown is not imported before the first message)
+        window = Window(visible, round(visible.height * CULL_MARGIN))
+        changed = False
+        for view in self.views:
+            changed = view.cull(window) or changed
+        if changed:  # blocks of an unculled reply are placed on the next pass
+            self.schedule_cull()
 
     @property
     def views(self) -> list[MessageView]:
@@ -106,8 +157,8 @@ class Conversation(VerticalScroll, can_focus=False):
             await self.mount_all(views, before=anchor)
 
     def _reveal(self, view: MessageView) -> None:
+        # Shown and highlighted, not focused: the composer keeps the keys.
         self.scroll_to_widget(view, top=True, animate=False)
-        view.focus()
 
     def _earlier_label(self) -> str:
         return f"▲ Show {len(self._earlier)} earlier messages"
@@ -131,7 +182,7 @@ class Conversation(VerticalScroll, can_focus=False):
         """Mount one new message at the bottom."""
         from grizz_tui.tui.widgets.message_view import MessageView
 
-        for greeting in self.query("#greeting"):
+        for greeting in self.query_children("#greeting"):
             await greeting.remove()
         view = MessageView(message, files=files)
         await self.mount(view)

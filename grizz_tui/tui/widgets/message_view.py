@@ -2,8 +2,16 @@
 
 Grizz's replies are Textual `Markdown`; while a reply streams, fragments go
 through `Markdown.get_stream()` (which coalesces them and re-parses only the
-last block), and `finish()` ends with one full `update()` from the stored
-text, so what is shown is exactly what was saved (oterm #308).
+last block), and `finish()` compares the result with the stored text and
+updates only if they differ, so what is shown is exactly what was saved
+(oterm #308).
+
+A finished reply far from the viewport is *culled* (`cull`): its height is
+pinned and its children hidden, so the screen's layout, done on every
+streamed flush, key press and resize, skips its hundreds of Markdown blocks;
+of a reply near the viewport, the blocks far from it are culled the same way
+(`tui.widgets.culling`). The `Conversation` calls it after scrolls and
+layout changes.
 
 Must not import: the store or the core at module level.
 """
@@ -26,6 +34,7 @@ from grizz_tui.tui.messages import (
     DeleteRequested,
     EditRequested,
 )
+from grizz_tui.tui.widgets.culling import Window, cull_all, is_culled, set_culled
 
 if TYPE_CHECKING:
     from textual.app import ComposeResult
@@ -167,7 +176,34 @@ class MessageView(Vertical, can_focus=True):
             if stream is not None:
                 await stream.stop()
             self.set_message(message)
-            await self.markdown.update(message.content)
+            if self.markdown.source != message.content:
+                # Streamed text differs from what was stored (a cut-off
+                # stream): show the stored text. Otherwise the appended
+                # blocks already show it, and re-parsing and remounting a
+                # long reply would hold the screen for a second.
+                await self.markdown.update(message.content)
+
+    # -- culling -------------------------------------------------------------
+    @property
+    def culled(self) -> bool:
+        """Whether the whole message is culled (far off screen, height kept)."""
+        return is_culled(self)
+
+    def cull(self, window: Window) -> bool:
+        """Cull this reply if it is outside `window`, or else its blocks that
+        are (see `tui.widgets.culling`); False when nothing changed."""
+        if not self.is_reply:
+            return False
+        far = window.far(self)
+        if far is None:
+            return False
+        if far and self._stream is None:
+            return set_culled(self, True)
+        changed = set_culled(self, False)
+        blocks = list(self.markdown.children)
+        if self._stream is not None:
+            blocks = blocks[:-1]  # the block being appended to
+        return cull_all(blocks, window) or changed
 
     # -- actions -------------------------------------------------------------
     def next_code_block(self) -> str | None:

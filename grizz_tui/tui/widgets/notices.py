@@ -92,10 +92,14 @@ class Notices(Vertical):
         self.backend = backend
         """Where a memory change is undone."""
 
+    class Acted(Message):
+        """A notice's button did its job (the notice is gone with its focus)."""
+
     @on(MemoryNotice.UndoPressed)
     async def _undo_pressed(self, event: MemoryNotice.UndoPressed) -> None:
         event.stop()
         await self.undo(event.notice)
+        self.post_message(self.Acted())
 
     async def show_error(self, reason: str, *, retry: bool = True) -> None:
         """Replace any error notice with one for `reason`."""
