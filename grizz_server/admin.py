@@ -1,5 +1,9 @@
 """`grizz-server users …` and `grizz-server tokens …`: accounts and device tokens.
 
+`users delete` removes a user with all their data in one transaction (after a
+confirmation, unless `--yes`) and closes the open connections of their tokens
+like `tokens revoke`; `users rename` keeps the id, data and tokens.
+
 `grizz_server/cli.py` mounts `users_app` and `tokens_app`. Every command takes
 `--db-url` (default: `GRIZZ_SERVER_DB_URL`, else the SQLite file under
 GRIZZ_HOME). Expected failures print one line `grizz-server: …` on stderr and
@@ -99,6 +103,57 @@ def users_list(db_url: DbUrl = None, json_output: JsonFlag = False) -> None:
         typer.echo("No users yet; add one with: grizz-server users add NAME", err=True)
 
 
+@users_app.command("delete")
+def users_delete(
+    name: Annotated[str, typer.Argument(help="The user to delete.")],
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")
+    ] = False,
+    db_url: DbUrl = None,
+) -> None:
+    """Delete a user with all their conversations, messages, memory and tokens."""
+    if not yes:
+        counts = _with_store(db_url, lambda store: store.user_data_counts(name))
+        what = ", ".join(f"{n} {label}" for label, n in counts.items())
+        if not typer.confirm(
+            f"Delete user {name} and all their data ({what})? This cannot be undone",
+            default=False,
+            err=True,
+        ):
+            typer.echo(f"grizz-server: Nothing deleted; {name} is kept.", err=True)
+            raise typer.Exit(1)
+    token_ids = _with_store(db_url, lambda store: store.delete_user(name))
+    typer.echo(f"Deleted user {name} and all their data.")
+    if token_ids:
+        _announce(token_ids)
+
+
+@users_app.command("rename")
+def users_rename(
+    old: Annotated[str, typer.Argument(help="The user's current name.")],
+    new: Annotated[str, typer.Argument(help="The new name.")],
+    db_url: DbUrl = None,
+) -> None:
+    """Rename a user (their data and device tokens stay theirs)."""
+    user = _with_store(db_url, lambda store: store.rename_user(old, new))
+    typer.echo(f"Renamed user {old} to {user.name} (id {user.id}).")
+
+
+def _announce(token_ids: list[str]) -> None:
+    """Close the open connections of `token_ids` now, or say when they close."""
+    from grizz_server.gateway.revocation import TOKEN_CHECK_S, announce_revoked
+
+    url = _announce_url()
+    told = [announce_revoked(token_id, url) for token_id in token_ids]
+    if all(told):
+        typer.echo("Its open connections are closed now.")
+    else:
+        typer.echo(
+            f"Its open connections close within {TOKEN_CHECK_S:.0f} s (no Redis "
+            "reachable to tell the gateways now)."
+        )
+
+
 @tokens_app.command("add")
 def tokens_add(
     user: Annotated[str, typer.Argument(help="The user the device belongs to.")],
@@ -120,14 +175,22 @@ def tokens_add(
 
 @tokens_app.command("list")
 def tokens_list(
-    user: Annotated[str, typer.Argument(help="Whose tokens to list.")],
+    user: Annotated[
+        str | None,
+        typer.Argument(help="Whose tokens to list (default: every user's)."),
+    ] = None,
     db_url: DbUrl = None,
     json_output: JsonFlag = False,
 ) -> None:
-    """List a user's device tokens (never the tokens themselves)."""
-    found = _with_store(db_url, lambda store: store.list_tokens(user))
+    """List device tokens (never the tokens themselves), with their user's name."""
+
+    async def fetch(store: Any) -> tuple[list[Any], dict[str, str]]:
+        return await store.list_tokens(user), await store.user_names()
+
+    found, names = _with_store(db_url, fetch)
     if json_output:
-        typer.echo(json.dumps([t.__dict__ for t in found], indent=2))
+        rows = [{**t.__dict__, "user": names.get(t.user_id, "")} for t in found]
+        typer.echo(json.dumps(rows, indent=2))
         return
     for info in found:
         used = (
@@ -136,11 +199,14 @@ def tokens_list(
             else "never used"
         )
         state = "  REVOKED" if info.revoked else ""
+        owner = "" if user else f"{names.get(info.user_id, '?')}  "
         typer.echo(
-            f"{info.id}  {info.device}  created {info.created_at[:19]}Z  {used}{state}"
+            f"{info.id}  {owner}{info.device}  created {info.created_at[:19]}Z  "
+            f"{used}{state}"
         )
     if not found:
-        typer.echo(f"{user} has no device tokens yet.", err=True)
+        whose = f"{user} has" if user else "No user has"
+        typer.echo(f"{whose} no device tokens yet.", err=True)
 
 
 @tokens_app.command("revoke")

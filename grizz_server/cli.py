@@ -255,37 +255,86 @@ def _redis_url(settings: ServerSettings) -> str:
     return url
 
 
+async def _user_names(settings: ServerSettings) -> dict[str, str]:
+    """User names by id, or {} when the store cannot be opened (the ids stay)."""
+    from grizz_server.store import ServerStore, default_db_url
+
+    try:
+        store = await ServerStore.open(settings.db_url or default_db_url(), pool_size=1)
+    except GrizzError:
+        return {}
+    try:
+        return await store.user_names()
+    finally:
+        await store.close()
+
+
 @dlq_app.command("list")
 def dlq_list(
     redis_url: RedisUrl = None,
+    db_url: DbUrl = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="Newest N.")] = 50,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Dead letters, newest first: job id, user id, attempts, reason."""
+    """Dead letters, newest first: job id, user name, attempts, reason."""
     from grizz_server.queue.admin import QueueAdmin
     from grizz_server.queue.jobs import connect_redis
     from grizz_server.queue.pipeline import ScriptPipeline
 
-    settings = _settings(redis_url=redis_url)
+    settings = _settings(redis_url=redis_url, db_url=db_url)
 
     async def run() -> list[dict[str, str]]:
         redis = connect_redis(_redis_url(settings))
         try:
-            return await QueueAdmin(ScriptPipeline(redis), settings).dead_letters(limit)
+            admin = QueueAdmin(ScriptPipeline(redis), settings)
+            letters = await admin.dead_letters(limit)
         finally:
             await redis.aclose()
+        names = await _user_names(settings) if letters else {}
+        return [
+            {**item, "user_name": names.get(item.get("user", ""), "")}
+            for item in letters
+        ]
 
     letters = _run_redis(run())
     if json_output:
         typer.echo(json.dumps(letters, indent=2))
         return
     for item in letters:
+        who = item["user_name"] or f"user {item.get('user', '')}"
         typer.echo(
-            f"{item.get('job', '')}  user {item.get('user', '')}  "
+            f"{item.get('job', '')}  {who}  "
             f"attempts {item.get('attempts', '')}  {item.get('reason', '')}"
         )
     if not letters:
         typer.echo("No dead letters.")
+
+
+@dlq_app.command("purge")
+def dlq_purge(
+    job_id: Annotated[
+        str | None, typer.Argument(help="One job id (default: every dead letter).")
+    ] = None,
+    redis_url: RedisUrl = None,
+) -> None:
+    """Drop dead letters for good: all of them, or one job's."""
+    from grizz_server.queue.admin import QueueAdmin
+    from grizz_server.queue.jobs import connect_redis
+    from grizz_server.queue.pipeline import ScriptPipeline
+
+    settings = _settings(redis_url=redis_url)
+
+    async def run() -> int:
+        redis = connect_redis(_redis_url(settings))
+        try:
+            return await QueueAdmin(ScriptPipeline(redis), settings).purge(job_id or "")
+        finally:
+            await redis.aclose()
+
+    dropped = _run_redis(run())
+    if job_id and not dropped:
+        raise _fail(GrizzError(f"Job {job_id} is not in the dead-letter stream."))
+    typer.echo(f"Purged {dropped} dead letter{'s' if dropped != 1 else ''}.")
 
 
 @dlq_app.command("retry")

@@ -79,6 +79,29 @@ class QueueAdmin:
         )
         return as_text(status), info
 
+    async def purge(self, job_id: str = "") -> int:
+        """Drop dead letters for good (all, or those of `job_id`); how many.
+
+        Their job records go too, so `dlq retry` cannot bring them back.
+        """
+        entries = cast(
+            "list[tuple[bytes, dict[bytes, bytes]]]",
+            await self.redis.xrange(keys.DLQ),
+        )
+        dropped = 0
+        for entry_id, fields in entries:
+            job = as_text(fields.get(b"job", b""))
+            if job_id and job != job_id:
+                continue
+            dropped += int(await self.redis.xdel(keys.DLQ, entry_id))
+            if (
+                job
+                and as_text(await self.redis.hget(keys.job_info(job), "state") or b"")
+                == JobState.DEAD
+            ):
+                await self.redis.delete(keys.job_info(job), keys.job_out(job))
+        return dropped
+
     async def status(self) -> QueueStatus:
         """Count unfinished, pending, delayed and dead jobs.
 

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select, text, update
+from sqlalchemy import delete, func, select, text, update
 
 from grizz_core import paths
 from grizz_core.domain import utc_now
@@ -29,7 +29,7 @@ from .engine import parse_url
 from .factory import open_backend
 from .migrations import LATEST, applied_versions, migrate
 from .models import Principal, TokenInfo, User
-from .schema import tokens, users
+from .schema import attachments, conversations, memory, messages, tokens, users
 from .user import UserStore
 
 TOKEN_PREFIX = "grz_"
@@ -102,11 +102,7 @@ class ServerStore:
         Raises:
             UsageError: the name is not valid or already taken.
         """
-        if not isinstance(name, str) or not _NAME.fullmatch(name):
-            raise UsageError(
-                f"'{name}' is not a valid user name: use 1-64 letters, digits, "
-                "'.', '_' or '-', starting with a letter or digit."
-            )
+        _check_name(name)
         user = User(id=str(uuid.uuid4()), name=name, created_at=utc_now())
         try:
             async with self._backend.write() as conn:
@@ -138,6 +134,78 @@ class ServerStore:
                 f"There is no user named '{name}'; add it with `users add`."
             )
         return user
+
+    async def delete_user(self, name: str) -> list[str]:
+        """Delete a user and all their data in one transaction.
+
+        Attachments, messages, conversations, memory (tombstones and change
+        numbers with them), device tokens and the user row go together or not
+        at all.
+
+        Returns:
+            The ids of the user's device tokens (to close their connections).
+
+        Raises:
+            UsageError: there is no such user.
+        """
+        user = await self._require_user(name)
+        async with self._backend.write() as conn:
+            token_ids = list(
+                (
+                    await conn.execute(
+                        select(tokens.c.id).where(tokens.c.user_id == user.id)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            for table in (attachments, messages, conversations, memory, tokens):
+                await conn.execute(delete(table).where(table.c.user_id == user.id))
+            await conn.execute(delete(users).where(users.c.id == user.id))
+        return token_ids
+
+    async def user_data_counts(self, name: str) -> dict[str, int]:
+        """How many conversations, messages, memory items and tokens a user has."""
+        user = await self._require_user(name)
+        counts: dict[str, int] = {}
+        async with self._backend.read() as conn:
+            for label, table in (
+                ("conversations", conversations),
+                ("messages", messages),
+                ("memory items", memory),
+                ("device tokens", tokens),
+            ):
+                counts[label] = int(
+                    (
+                        await conn.execute(
+                            select(func.count())
+                            .select_from(table)
+                            .where(table.c.user_id == user.id)
+                        )
+                    ).scalar_one()
+                )
+        return counts
+
+    async def rename_user(self, old: str, new: str) -> User:
+        """Give a user a new name (their id, data and tokens stay).
+
+        Raises:
+            UsageError: no user `old`, `new` is not valid or already taken.
+        """
+        _check_name(new)
+        user = await self._require_user(old)
+        try:
+            async with self._backend.write() as conn:
+                await conn.execute(
+                    update(users).where(users.c.id == user.id).values(name=new)
+                )
+        except RejectedData:
+            raise UsageError(f"A user named '{new}' already exists.") from None
+        return User(id=user.id, name=new, created_at=user.created_at)
+
+    async def user_names(self) -> dict[str, str]:
+        """Every user's name by id."""
+        return {user.id: user.name for user in await self.list_users()}
 
     # -- tokens -------------------------------------------------------------
 
@@ -174,15 +242,15 @@ class ServerStore:
             )
         return token, info
 
-    async def list_tokens(self, user_name: str) -> list[TokenInfo]:
-        """A user's tokens (revoked ones too), oldest first."""
-        user = await self._require_user(user_name)
+    async def list_tokens(self, user_name: str | None = None) -> list[TokenInfo]:
+        """A user's tokens (revoked ones too), oldest first; every user's when
+        `user_name` is None."""
+        query = select(tokens).order_by(tokens.c.created_at, tokens.c.id)
+        if user_name is not None:
+            user = await self._require_user(user_name)
+            query = query.where(tokens.c.user_id == user.id)
         async with self._backend.read() as conn:
-            rows = await conn.execute(
-                select(tokens)
-                .where(tokens.c.user_id == user.id)
-                .order_by(tokens.c.created_at, tokens.c.id)
-            )
+            rows = await conn.execute(query)
             return [_token(row._mapping) for row in rows]
 
     async def revoke_token(self, token_id: str) -> bool:
@@ -256,6 +324,14 @@ class ServerStore:
         stamp = now.isoformat(timespec="microseconds")
         async with self._backend.write() as conn:
             await conn.run(q.touch_token, {"k_id": token_id, "v_last_used_at": stamp})
+
+
+def _check_name(name: str) -> None:
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise UsageError(
+            f"'{name}' is not a valid user name: use 1-64 letters, digits, "
+            "'.', '_' or '-', starting with a letter or digit."
+        )
 
 
 def _user(row: Any) -> User:
