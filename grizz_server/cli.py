@@ -20,6 +20,7 @@ import typer
 
 from grizz_core.errors import ConfigError, GrizzError
 from grizz_server.admin import command_group, tokens_app, users_app
+from grizz_server.backup import backup, restore
 from grizz_server.settings import ServerSettings, load_server_settings
 
 app = command_group(
@@ -27,6 +28,8 @@ app = command_group(
 )
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
+app.command("backup")(backup)
+app.command("restore")(restore)
 
 Host = Annotated[
     str | None,
