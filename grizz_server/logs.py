@@ -1,5 +1,10 @@
 """Structured logging: one JSON object per line, to stderr and a per-process file.
 
+Under systemd (`INVOCATION_ID` or `JOURNAL_STREAM` in the environment, which
+the launcher's children inherit) the journal already keeps stderr, so no
+second copy goes to disk: the per-process file then receives only the records
+that carry a `reason` (why a process stopped), which the launcher reads there.
+
 Call `configure(process_name, settings)` once at process start; modules log
 through `logging.getLogger(__name__)` and pass facts as `extra={...}`. Tokens
 are never passed to a logger; as a second line of defence `_Redact` blanks
@@ -13,8 +18,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import re
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 _SECRET = re.compile(r"(?i)(bearer\s+|token[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]+")
@@ -66,16 +73,34 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, ensure_ascii=False)
 
 
+SYSTEMD_ENV = ("INVOCATION_ID", "JOURNAL_STREAM")
+"""Set by systemd for a service's processes: stderr goes to the journal."""
+
+
+def under_systemd(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether this process runs as (a child of) a systemd service."""
+    env = os.environ if environ is None else environ
+    return any(env.get(name) for name in SYSTEMD_ENV)
+
+
+def _has_reason(record: logging.LogRecord) -> bool:
+    return bool(getattr(record, "reason", None))
+
+
 def configure(
     process_name: str, log_dir: Path | None, *, verbose: bool = False
 ) -> None:
-    """Send every `grizz_server` log record to stderr and `log_dir/<name>.log`."""
+    """Send every `grizz_server` log record to stderr and `log_dir/<name>.log`
+    (under systemd, only the records with a `reason` to the file)."""
     formatter = JsonFormatter(process_name)
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_dir is not None:
         log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         log_file = log_dir / f"{process_name}.log"
-        handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
+        file_handler = logging.FileHandler(log_file, encoding="utf-8")
+        if under_systemd():
+            file_handler.addFilter(_has_reason)
+        handlers.append(file_handler)
         log_file.chmod(0o600)  # logs name users and quote their errors
     root = logging.getLogger()
     for handler in list(root.handlers):
