@@ -229,8 +229,28 @@ def _register_data_commands() -> None:
 _register_data_commands()
 
 
+def non_utf8_argument(args: list[str]) -> str | None:
+    """The first argument the shell did not give as UTF-8 (Python keeps its
+    undecodable bytes as surrogates, which no store or provider accepts)."""
+    for arg in args:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            bad = arg[exc.start].encode("utf-8", "surrogateescape")
+            shown = arg.encode("utf-8", "backslashreplace").decode()
+            return (
+                f"the argument '{shown}' is not UTF-8 text (byte {bad[0]:#04x} at "
+                f"offset {exc.start}); set a UTF-8 locale or convert it with iconv."
+            )
+    return None
+
+
 def main() -> None:
     """Console-script entry point."""
+    problem = non_utf8_argument(sys.argv[1:])
+    if problem is not None:
+        print(f"grizz: {problem}", file=sys.stderr)
+        sys.exit(2)
     try:
         app()
     except KeyboardInterrupt:

@@ -209,10 +209,16 @@ def _update_file(path: Path | None, change: Any) -> None:
     path = path or paths.config_file()
     table = read_config_file(path)
     change(table)
-    paths.ensure_private_dir(path.parent)
     tmp = path.with_suffix(".toml.tmp")
-    tmp.write_text(tomli_w.dumps(table), encoding="utf-8")
-    tmp.replace(path)
+    try:
+        paths.ensure_private_dir(path.parent)
+        tmp.write_text(tomli_w.dumps(table), encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        raise ConfigError(
+            f"Could not write the config file {path}: {exc.strerror or exc}; "
+            "nothing was changed."
+        ) from None
 
 
 def _nested_set(table: dict[str, Any], parts: list[str], value: Any) -> None:

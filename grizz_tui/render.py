@@ -46,6 +46,8 @@ class RawWriter:
     def __init__(self, stream: IO[str] | None = None) -> None:
         self.stream = stream or sys.stdout
         self.broken = False
+        self.ends_line = True
+        """Whether everything written so far ends with a newline."""
 
     def feed(self, text: str) -> None:
         if self.broken:
@@ -55,9 +57,12 @@ class RawWriter:
             self.stream.flush()
         except BrokenPipeError:
             self._silence()
+        if text:
+            self.ends_line = text.endswith("\n")
 
     def close(self) -> None:
-        self.feed("")
+        """End the output with a newline (a reply rarely brings its own)."""
+        self.feed("" if self.ends_line else "\n")
 
     def _silence(self) -> None:
         self.broken = True

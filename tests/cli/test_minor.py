@@ -1,0 +1,132 @@
+"""Small defects of the commands (issue 13, "Minor"); each failed before its fix."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from grizz_core import paths
+from grizz_tui.cli import app
+from grizz_tui.store.db import open_database
+from tests.fakes.openai_server import FakeOpenAI, HttpError, Text
+
+GRIZZ = os.fsencode(Path(sys.executable).parent / "grizz")
+
+
+def grizz(*args: str, input: str | None = None):  # type: ignore[no-untyped-def]
+    return CliRunner().invoke(app, list(args), input=input)
+
+
+def run_bytes(*args: bytes) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [GRIZZ, *args],
+        capture_output=True,
+        timeout=30,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "LC_ALL": "C.UTF-8"},
+    )
+
+
+def test_non_utf8_arguments_are_one_line_not_a_traceback(
+    provider_env: FakeOpenAI,
+) -> None:
+    for args in ([b"ask", b"caf\xe9"], [b"memory", b"add", b"caf\xe9"]):
+        done = run_bytes(*args)
+        assert done.returncode == 2, done.stderr
+        assert b"Traceback" not in done.stderr
+        assert done.stderr.count(b"\n") == 1 and b"not UTF-8" in done.stderr
+        assert b"0xe9" in done.stderr
+
+
+def test_config_set_and_key_set_in_a_read_only_home(grizz_home: Path) -> None:
+    # Root ignores file modes, so the write is made to fail another way: the
+    # temporary file each writer replaces the real one with cannot be created.
+    (grizz_home / "config.toml.tmp").mkdir()
+    (grizz_home / "secrets.tmp").mkdir()
+    for result in (
+        grizz("config", "set", "model", "llama3.2"),
+        grizz("config", "unset", "model"),
+        grizz("key", "set", input="sk-test\n"),
+    ):
+        assert result.exit_code == 3, result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit)
+        assert "Could not write" in result.stderr and "Traceback" not in result.stderr
+    assert not paths.config_file().exists() and not paths.secrets_file().exists()
+
+
+def test_raw_output_ends_with_a_newline(provider_env: FakeOpenAI) -> None:
+    provider_env.enqueue(Text("Hello there", chunk=3))
+    done = run_bytes(b"ask", b"hi")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == b"Hello there\n"
+
+
+def test_plurals_in_history_and_import(
+    provider_env: FakeOpenAI, tmp_path: Path
+) -> None:
+    assert grizz("memory", "add", "Likes tea").exit_code == 0
+    provider_env.enqueue(Text("Tea is great."))
+    assert grizz("ask", "tea?").exit_code == 0
+    out = tmp_path / "export.json"
+    assert grizz("export", "-f", "json", "-o", str(out)).exit_code == 0
+    paths.db_path().unlink()
+    imported = grizz("import", str(out))
+    assert imported.stdout.strip() == "Imported 1 day, 2 messages, 1 note."
+
+
+def test_search_says_so_when_nothing_matches(provider_env: FakeOpenAI) -> None:
+    result = grizz("search", "zebra")
+    assert result.exit_code == 1
+    assert "Nothing found for 'zebra'." in result.stderr
+
+
+def test_export_of_an_empty_day_says_so() -> None:
+    result = grizz("export", "-d", "2020-01-01")
+    assert result.exit_code == 1
+    assert "no conversation on 2020-01-01" in result.stderr
+    assert grizz("export", "-d", "2020-01-01", "-f", "json").exit_code == 1
+
+
+def test_markdown_export_keeps_attachments_and_errors(
+    provider_env: FakeOpenAI, tmp_path: Path
+) -> None:
+    png = tmp_path / "cat.png"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 32)
+    provider_env.enqueue(Text("A cat!"))
+    assert grizz("ask", "-i", str(png), "what is this?").exit_code == 0
+    provider_env.enqueue(HttpError(400, "context too long"))
+    assert grizz("ask", "again").exit_code != 0
+    md = grizz("export").stdout
+    assert "cat.png (image/png, 40 bytes)" in md
+    assert "context too long" in md
+
+
+def test_exports_leave_out_the_host_name(provider_env: FakeOpenAI) -> None:
+    import socket
+
+    provider_env.enqueue(Text("Hi!"))
+    assert grizz("ask", "hello").exit_code == 0
+    raw = grizz("export", "-f", "json").stdout
+    data = json.loads(raw)
+    metadata = [m["metadata"] for m in data["conversations"][0]["messages"]]
+    assert all("host" not in m and "pid" not in m for m in metadata)
+    assert socket.gethostname() not in raw
+
+
+def test_history_shows_a_dead_reply_as_interrupted(provider_env: FakeOpenAI) -> None:
+    provider_env.enqueue(Text("Half a"))
+    assert grizz("ask", "hello").exit_code == 0
+    db = open_database(paths.db_path())
+    db.execute(
+        "UPDATE messages SET status = 'streaming', metadata = ?"
+        " WHERE role = 'assistant'",
+        [json.dumps({"pid": 2**22 + 7, "host": __import__("socket").gethostname()})],
+    )
+    db.close()
+    shown = grizz("history", "-d", "today").stdout
+    assert "(streaming)" not in shown and "(interrupted)" in shown
