@@ -69,6 +69,29 @@ class RawWriter:
         silence_stdout()
 
 
+class _Tail:
+    """The last lines of a Markdown block that fit the terminal.
+
+    Rich's Live region can only erase what is still on the screen: a block taller
+    than the terminal left its top in the scrollback and was printed a second
+    time when the block (or a Ctrl-C) ended it. Showing only the tail keeps the
+    region erasable; the whole block is printed once when it is finished.
+    """
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __rich_console__(self, console: Any, options: Any) -> Any:
+        from rich.markdown import Markdown
+        from rich.segment import Segment
+
+        lines = console.render_lines(Markdown(self.text), options, pad=False)
+        room = max(1, console.height - 1)
+        for line in lines[-room:]:
+            yield from line
+            yield Segment.line()
+
+
 class MarkdownWriter:
     """Renders streamed Markdown on a terminal with rich."""
 
@@ -99,7 +122,7 @@ class MarkdownWriter:
                 done, self.buffer = self.buffer[:cut], self.buffer[cut:]
                 self.live.update("", refresh=True)
                 self.console.print(Markdown(done))
-            self.live.update(Markdown(self.buffer), refresh=True)
+            self.live.update(_Tail(self.buffer), refresh=True)
         except BrokenPipeError:
             self.broken = True
             silence_stdout()

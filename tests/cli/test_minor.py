@@ -130,3 +130,79 @@ def test_history_shows_a_dead_reply_as_interrupted(provider_env: FakeOpenAI) -> 
     db.close()
     shown = grizz("history", "-d", "today").stdout
     assert "(streaming)" not in shown and "(interrupted)" in shown
+
+
+def _interrupt_after(proc: subprocess.Popen[bytes], seconds: float) -> None:
+    import signal
+    import time
+
+    time.sleep(seconds)
+    proc.send_signal(signal.SIGINT)
+
+
+def test_ctrl_c_with_json_gives_the_partial_and_its_ids(
+    provider_env: FakeOpenAI,
+) -> None:
+    provider_env.enqueue(Text("word " * 300, chunk=5, delay=0.02))
+    proc = subprocess.Popen(
+        [GRIZZ, "ask", "--json", "ramble"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+    )
+    _interrupt_after(proc, 1.5)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130, err
+    data = json.loads(out)
+    assert data["exit_code"] == 130 and data["status"] == "interrupted"
+    db = open_database(paths.db_path())
+    (row,) = db.query("SELECT id, content FROM messages WHERE role = 'assistant'")
+    assert data["message_id"] == row["id"]
+    assert data["reply"] and str(row["content"]).startswith(data["reply"][:20])
+    assert data["user_message_id"] and data["conversation_id"]
+
+
+def test_ctrl_c_on_a_terminal_prints_the_partial_once(
+    provider_env: FakeOpenAI,
+) -> None:
+    """A partial taller than the terminal was left in the scrollback by the live
+    region and printed again: the live region now never outgrows the screen, so
+    it never moves the cursor up further than the terminal is tall."""
+    import pty
+    import re
+    import select
+
+    rows = 8
+    provider_env.enqueue(
+        Text(" ".join(f"w{i:03d}" for i in range(400)), chunk=5, delay=0.01)
+    )
+    main, child = pty.openpty()
+    proc = subprocess.Popen(
+        [GRIZZ, "ask", "go"],
+        stdin=child,
+        stdout=child,
+        stderr=child,
+        env={**os.environ, "TERM": "xterm-256color", "COLUMNS": "40", "LINES": "8"},
+    )
+    os.close(child)
+    out = b""
+    interrupted = False
+    while True:
+        ready, _, _ = select.select([main], [], [], 10)
+        if not ready:
+            break
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+        if not interrupted and b"w150" in out:
+            proc.send_signal(__import__("signal").SIGINT)
+            interrupted = True
+    os.close(main)
+    assert proc.wait(timeout=20) == 130
+    erases = re.findall(rb"(?:\x1b\[2K\x1b\[1A)+", out)
+    assert max(len(e) // len(b"\x1b[2K\x1b[1A") for e in erases) < rows
+    assert out.count(b"w000 ") >= 1
