@@ -139,12 +139,14 @@ def config_get(
         raise fail(exc) from None
 
 
-@config_app.command("set")
+@config_app.command("set", context_settings={"ignore_unknown_options": True})
 def config_set(key: str, value: str) -> None:
-    """Write a setting to the config file."""
+    """Write a setting to the config file (negative numbers work: `-1`)."""
     from grizz_tui import config
 
     try:
+        if key == "tui.theme":
+            _check_theme(value)
         stored = config.set_value(key, value)
     except GrizzError as exc:
         raise fail(exc) from None
@@ -160,6 +162,20 @@ def config_unset(key: str) -> None:
         config.unset_value(key)
     except GrizzError as exc:
         raise fail(exc) from None
+
+
+def _check_theme(name: str) -> None:
+    """Refuse a theme the app does not have (only the built-in ones can be set)."""
+    from grizz_core.errors import ConfigError
+
+    try:
+        from textual.theme import BUILTIN_THEMES
+    except ImportError:  # the app is not installed: nothing to check against
+        return
+    if name not in BUILTIN_THEMES:
+        raise ConfigError(
+            f"Unknown theme {name!r}. Themes: {', '.join(sorted(BUILTIN_THEMES))}."
+        )
 
 
 def _format_value(value: object) -> str:

@@ -189,10 +189,54 @@ def load_settings(
     return Settings(**fields, sources=sources, warnings=tuple(warnings))
 
 
+def _check_timezone(value: Any) -> str | None:
+    if not value:
+        return None
+    from zoneinfo import ZoneInfo
+
+    try:
+        ZoneInfo(value)
+    except (ValueError, OSError, LookupError):
+        return "an IANA time zone such as Europe/Paris (or empty for this machine's)"
+    return None
+
+
+def _url_check(schemes: tuple[str, ...], empty_ok: bool) -> Any:
+    def check(value: Any) -> str | None:
+        from urllib.parse import urlsplit
+
+        if empty_ok and not value:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme in schemes and parts.netloc:
+            return None
+        return "a URL starting with " + " or ".join(f"{s}://" for s in schemes)
+
+    return check
+
+
+CHECKS: dict[str, Any] = {
+    "timezone": _check_timezone,
+    "base_url": _url_check(("http", "https"), empty_ok=False),
+    "server.url": _url_check(("ws", "wss"), empty_ok=True),
+}
+"""Checks `grizz config set` makes beyond the type: key -> (value -> what it
+must be, or None when it is fine)."""
+
+
 def set_value(key: str, raw: str, path: Path | None = None) -> Any:
-    """Validate `raw` for `key` and write it to the config file; return it."""
+    """Validate `raw` for `key` and write it to the config file; return it.
+
+    Raises:
+        ConfigError: unknown key, wrong type, or a value `CHECKS` refuses;
+            nothing is written then.
+    """
     spec = spec_for(key)
     value = coerce(spec, raw, "the command line")
+    check = CHECKS.get(key)
+    problem = check(value) if check is not None else None
+    if problem is not None:
+        raise ConfigError(f"Setting '{key}' must be {problem}; got {raw!r}.")
     _update_file(path, lambda table: _nested_set(table, key.split("."), value))
     return value
 

@@ -206,3 +206,27 @@ def test_ctrl_c_on_a_terminal_prints_the_partial_once(
     erases = re.findall(rb"(?:\x1b\[2K\x1b\[1A)+", out)
     assert max(len(e) // len(b"\x1b[2K\x1b[1A") for e in erases) < rows
     assert out.count(b"w000 ") >= 1
+
+
+def test_config_set_refuses_bad_values_and_takes_negative_numbers() -> None:
+    for key, value in (
+        ("timezone", "Mars/Olympus"),
+        ("tui.theme", "no-such-theme"),
+        ("base_url", "ftp://example.com/v1"),
+        ("base_url", "localhost:11434"),
+        ("server.url", "http://example.com"),
+    ):
+        result = grizz("config", "set", key, value)
+        assert result.exit_code == 3, (key, value, result.output)
+        assert f"Setting '{key}'" in result.stderr or "Unknown theme" in result.stderr
+    assert not paths.config_file().exists()
+    for key, value in (
+        ("timezone", "Europe/Paris"),
+        ("tui.theme", "nord"),
+        ("base_url", "http://localhost:11434/v1"),
+        ("server.url", "wss://grizz.example.com"),
+    ):
+        assert grizz("config", "set", key, value).exit_code == 0, (key, value)
+    negative = grizz("config", "set", "temperature", "-1")
+    assert negative.exit_code == 0, negative.output
+    assert negative.stdout.strip() == "temperature = -1.0"
