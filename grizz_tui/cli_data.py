@@ -179,16 +179,18 @@ def search(
     json_output: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Search all days and Grizz's notes."""
+    from grizz_tui.store.search import marked
     from grizz_tui.store.search import search as run_search
 
     with _database() as db:
         hits = run_search(db, " ".join(query), limit=limit)
     if json_output:
-        typer.echo(json.dumps([h.__dict__ for h in hits], ensure_ascii=False, indent=2))
+        rows = [{**h.__dict__, "snippet": marked(h.snippet)} for h in hits]
+        typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
     else:
         for h in hits:
             where = f"note {h.id[:8]}" if h.kind == "memory" else f"{h.day} {h.role}"
-            typer.echo(f"{where:18s}  {' '.join(h.snippet.split())}")
+            typer.echo(f"{where:18s}  {' '.join(marked(h.snippet).split())}")
     if not hits:
         if not json_output:
             typer.echo(f"Nothing found for '{' '.join(query)}'.", err=True)

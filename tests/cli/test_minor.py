@@ -230,3 +230,12 @@ def test_config_set_refuses_bad_values_and_takes_negative_numbers() -> None:
     negative = grizz("config", "set", "temperature", "-1")
     assert negative.exit_code == 0, negative.output
     assert negative.stdout.strip() == "temperature = -1.0"
+
+
+def test_search_snippets_keep_brackets(provider_env: FakeOpenAI) -> None:
+    provider_env.enqueue(Text("Use x[0] for the first heron."))
+    assert grizz("ask", "how do I index [a list]?").exit_code == 0
+    found = grizz("search", "index").stdout
+    assert "[a list]?" in found and "[index]" in found
+    found = grizz("search", "heron").stdout
+    assert "x[0]" in found
