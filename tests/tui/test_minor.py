@@ -25,3 +25,39 @@ class TestSearchCount:
             assert "121 found" in str(count.render())
             first = app.screen.query_one(OptionList).get_option_at_index(0)
             assert "[heron] and x[0]" in str(first.prompt)
+
+
+class TestSetup:
+    async def test_the_local_install_hint_keeps_its_brackets(
+        self, app_factory, monkeypatch
+    ):
+        from tests.tui.test_setup import _result, open_setup
+
+        monkeypatch.setenv("GRIZZ_PROVIDER", "openai")
+        app = app_factory()
+        async with app.run_test(size=(100, 40)) as pilot:
+            setup = await open_setup(pilot)
+            await pilot.click("#openai")
+            await pilot.click("#test")
+            await wait_until(pilot, lambda: "No API key" in _result(setup))
+            assert "install grizz[local] to talk offline" in _result(setup)
+
+    async def test_presets_replace_the_openai_model(self, app_factory, monkeypatch):
+        from textual.widgets import Input
+
+        from tests.tui.test_setup import open_setup
+
+        monkeypatch.setenv("GRIZZ_PROVIDER", "openai")
+        app = app_factory()
+        async with app.run_test(size=(100, 40)) as pilot:
+            setup = await open_setup(pilot)
+            model = setup.query_one("#model", Input)
+            assert model.value == "gpt-4o-mini"
+            await pilot.click("#compatible")
+            await pilot.click("#preset-ollama")
+            assert model.value == "llama3.2"
+            await pilot.click("#preset-lmstudio")
+            assert model.value == ""  # LM Studio has no usual model: name one
+            model.value = "qwen2.5-7b-instruct"
+            await pilot.click("#preset-ollama")
+            assert model.value == "qwen2.5-7b-instruct"  # typed: kept
