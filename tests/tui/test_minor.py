@@ -61,3 +61,37 @@ class TestSetup:
             model.value = "qwen2.5-7b-instruct"
             await pilot.click("#preset-ollama")
             assert model.value == "qwen2.5-7b-instruct"  # typed: kept
+
+
+class TestNotes:
+    async def test_the_note_dialog_starts_at_the_title_and_edits_at_the_end(
+        self, app_factory, provider_env, db
+    ):
+        from textual.widgets import Input
+
+        from grizz_tui.store import memory
+        from grizz_tui.tui.screens.memory import MemoryScreen, NoteEditor
+
+        memory.add_memory(db, "Has a cat")
+        app = app_factory()
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_ready(pilot)
+            await pilot.press("ctrl+n")
+            await wait_until(pilot, lambda: isinstance(app.screen, MemoryScreen))
+            await wait_shown(pilot, "1 note")
+            count = app.screen.query_one("#memory-count", Static)
+            assert str(count.render()) == "1 note"
+            await pilot.press("a")
+            await wait_until(pilot, lambda: isinstance(app.screen, NoteEditor))
+            await pilot.pause()
+            assert app.focused is app.screen.query_one("#note-title", Input)
+            await pilot.press("escape")
+            await wait_until(pilot, lambda: isinstance(app.screen, MemoryScreen))
+            await pilot.press("e")
+            await wait_until(pilot, lambda: isinstance(app.screen, NoteEditor))
+            await pilot.pause()
+            await pilot.press(*" called Miso", "ctrl+s")
+            await wait_until(pilot, lambda: isinstance(app.screen, MemoryScreen))
+            assert [m.content for m in memory.list_memory(db)] == [
+                "Has a cat called Miso"
+            ]
