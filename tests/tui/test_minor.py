@@ -95,3 +95,39 @@ class TestNotes:
             assert [m.content for m in memory.list_memory(db)] == [
                 "Has a cat called Miso"
             ]
+
+
+class TestMemoryNotice:
+    async def test_the_notice_goes_when_its_note_is_deleted_meanwhile(
+        self, app_factory, provider_env, db
+    ):
+        from grizz_tui.store import memory
+        from grizz_tui.tui.screens.memory import MemoryScreen
+        from grizz_tui.tui.widgets.notices import MemoryNotice
+        from tests.fakes.openai_server import Text, ToolCalls
+        from tests.tui.helpers import type_and_send, wait_reply_done
+
+        provider_env.enqueue(
+            ToolCalls([("remember", {"content": "Birthday is 3 March"})]),
+            Text("Noted!"),
+        )
+        app = app_factory()
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_ready(pilot)
+            await type_and_send(pilot, "my birthday is 3 March")
+            await wait_reply_done(pilot)
+            await wait_shown(pilot, "Remembered: Birthday is 3 March")
+            await pilot.press("ctrl+n")
+            await wait_until(pilot, lambda: isinstance(app.screen, MemoryScreen))
+            await wait_shown(pilot, "1 note")
+            app.screen.query_one("#notes").focus()
+            await pilot.press("d")
+            await pilot.click("#yes")
+            await wait_until(pilot, lambda: isinstance(app.screen, MemoryScreen))
+            await wait_until(pilot, lambda: memory.list_memory(db) == [])
+            await pilot.press("escape")
+            await wait_until(pilot, lambda: app.screen is app.chat)
+            await wait_until(pilot, lambda: not app.chat.query(MemoryNotice))
+            await pilot.press("f8")
+            await pilot.pause()
+            assert memory.list_memory(db) == []

@@ -127,9 +127,12 @@ class ChatScreen(Screen[None]):
         """Back from a dialog or another screen: the composer has the keys.
 
         (Left on a message, the next sentence typed would fire its one-letter
-        actions: `d` delete, `e` edit, `c` copy.)
+        actions: `d` delete, `e` edit, `c` copy.) A memory notice whose note
+        was changed meanwhile (on the memory screen) is gone.
         """
         self.composer.focus()
+        if self.backend.is_open:
+            self.call_later(self.notices.drop_stale)
 
     @property
     def composer(self) -> Composer:
