@@ -5,6 +5,7 @@ from __future__ import annotations
 from textual.widgets import OptionList, Static
 
 from grizz_tui.tui.screens.search import SearchScreen
+from tests.fakes.openai_server import Text
 from tests.tui.helpers import wait_ready, wait_shown, wait_until
 
 
@@ -131,3 +132,80 @@ class TestMemoryNotice:
             await pilot.press("f8")
             await pilot.pause()
             assert memory.list_memory(db) == []
+
+
+class TestKeysFromTheComposer:
+    async def test_page_keys_move_a_long_day_and_bring_in_earlier_messages(
+        self, app_factory, provider_env, seed, today
+    ):
+        from tests.tui.helpers import shown
+
+        seed(today, *[("user", f"message number {i}\n\nline two") for i in range(40)])
+        app = app_factory()
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_ready(pilot)
+            conversation = app.chat.conversation
+            await wait_until(pilot, lambda: len(conversation.views) == 24)
+            await pilot.pause()
+            bottom = conversation.scroll_y
+            assert bottom > 0 and bottom == conversation.max_scroll_y
+            await pilot.press("pageup")
+            await pilot.pause()
+            assert conversation.scroll_y < bottom
+            await pilot.press("pagedown", "pagedown", "pagedown")
+            await pilot.pause()
+            assert conversation.scroll_y == conversation.max_scroll_y
+            await pilot.press("home")  # the whole day, from its top
+            await wait_until(pilot, lambda: len(conversation.views) == 40)
+            await pilot.pause()
+            assert conversation.scroll_y == 0
+            assert shown(app)[0][2].startswith("message number 0")
+            await pilot.press("end")
+            await pilot.pause()
+            assert conversation.scroll_y == conversation.max_scroll_y
+            await pilot.press(*"hi", "home")  # in the text: the line's start
+            await pilot.pause()
+            assert conversation.scroll_y == conversation.max_scroll_y
+            assert app.chat.composer.cursor_location == (0, 0)
+
+    async def test_page_up_at_the_top_shows_earlier_messages(
+        self, app_factory, provider_env, seed, today
+    ):
+        seed(today, *[("user", f"message number {i}") for i in range(40)])
+        app = app_factory()
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_ready(pilot)
+            conversation = app.chat.conversation
+            await wait_until(pilot, lambda: len(conversation.views) == 24)
+            for _ in range(12):
+                await pilot.press("pageup")
+                await pilot.pause()
+                if len(conversation.views) == 40:
+                    break
+            assert len(conversation.views) == 40
+
+    async def test_backspace_in_an_empty_composer_removes_the_image(
+        self, app_factory, provider_env, grizz_home, today
+    ):
+        from grizz_tui.tui.screens.attach import AttachScreen
+        from tests.tui.helpers import type_and_send, wait_reply_done
+
+        image = grizz_home / "dot.png"
+        image.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 32)
+        provider_env.enqueue(Text("Just words."))
+        app = app_factory()
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_ready(pilot)
+            await pilot.press("ctrl+o")
+            await wait_until(pilot, lambda: isinstance(app.screen, AttachScreen))
+            app.screen.query_one("#path").value = str(image)
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: app.chat.pending, what="attachment")
+            await wait_shown(pilot, "Backspace in an empty box removes")
+            await pilot.press("backspace")
+            await wait_until(pilot, lambda: not app.chat.pending)
+            assert any("Removed dot.png" in n.message for n in app._notifications)
+            await type_and_send(pilot, "no picture after all")
+            await wait_reply_done(pilot)
+            content = provider_env.requests[0]["messages"][-1]["content"]
+            assert content == "no picture after all"

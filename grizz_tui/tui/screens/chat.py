@@ -34,11 +34,7 @@ from grizz_tui.tui.messages import (
     ModelLoading,
 )
 from grizz_tui.tui.screens import chat_dialogs
-from grizz_tui.tui.screens.chat_dialogs import (
-    DayChosen,
-    DeleteConfirmed,
-    ImageAttached,
-)
+from grizz_tui.tui.screens.chat_dialogs import DayChosen, DeleteConfirmed, ImageAttached
 from grizz_tui.tui.sync_link import SyncLink
 from grizz_tui.tui.widgets.composer import ComposeHint, Composer
 from grizz_tui.tui.widgets.conversation import Conversation
@@ -127,8 +123,7 @@ class ChatScreen(Screen[None]):
         """Back from a dialog or another screen: the composer has the keys.
 
         (Left on a message, the next sentence typed would fire its one-letter
-        actions: `d` delete, `e` edit, `c` copy.) A memory notice whose note
-        was changed meanwhile (on the memory screen) is gone.
+        actions: `d` delete, `e` edit, `c` copy.) Stale memory notices go.
         """
         self.composer.focus()
         if self.backend.is_open:
@@ -188,8 +183,7 @@ class ChatScreen(Screen[None]):
             self.unusable = str(exc)
             await self.show_error(self.unusable, retry=False)
             return
-        if backend.recovered:
-            count = backend.recovered
+        if count := backend.recovered:
             self.notify(
                 f"{count} reply cut off last time was kept and marked interrupted.",
                 title="Recovered",
@@ -202,9 +196,8 @@ class ChatScreen(Screen[None]):
 
     @work(group="startup", exit_on_error=False)
     async def warm_up(self) -> None:
-        """Import the core ahead of the first send; open setup if needed,
-        start loading the local model when it is the provider, or build the
-        provider."""
+        """Import the core ahead of the first send; then open setup, start
+        loading the local model, or build the provider."""
         backend = self.backend
         await asyncio.sleep(WARM_UP_DELAY)
         await asyncio.to_thread(backend.import_core)
@@ -376,6 +369,14 @@ class ChatScreen(Screen[None]):
             self.composer.clear()
         else:
             self.composer.focus()
+
+    @on(Composer.ScreenKey)
+    async def _screen_key(self, event: Composer.ScreenKey) -> None:
+        if event.key != "backspace":  # PageUp/PageDown/Home/End: through the day
+            await self.conversation.scroll_key(event.key)
+        elif self.pending:
+            self.notify(f"Removed {self.pending.pop().name}; it will not be sent.")
+            self._show_pending()
 
     @on(Composer.EditLastRequested)
     def _edit_last_requested(self) -> None:
