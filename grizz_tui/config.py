@@ -56,7 +56,7 @@ TUI_KEYS: tuple[tuple[str, str, str], ...] = (
     ("copy", "c", "copy the focused message."),
     ("copy_code", "k", "copy the next code block of the focused message."),
     ("delete", "d", "delete the focused message."),
-    ("edit", "e", "edit the focused message (your last one)."),
+    ("edit", "e", "edit the focused message of yours and resend it."),
 )
 """The app's rebindable keys, declared once: each is the setting
 `tui.keys.<id>` (held in `Settings.tui_keys`) and a binding id of the app."""

@@ -209,3 +209,41 @@ class TestKeysFromTheComposer:
             await wait_reply_done(pilot)
             content = provider_env.requests[0]["messages"][-1]["content"]
             assert content == "no picture after all"
+
+
+class TestEditFocused:
+    async def test_e_edits_the_focused_message_not_only_the_last(
+        self, app_factory, provider_env, seed, today
+    ):
+        from tests.tui.helpers import shown, wait_reply_done
+
+        seed(
+            today,
+            ("user", "first question"),
+            ("assistant", "first answer"),
+            ("user", "second question"),
+            ("assistant", "second answer"),
+        )
+        provider_env.enqueue(Text("A better answer."))
+        app = app_factory()
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_ready(pilot)
+            views = app.chat.conversation.views
+            await wait_until(pilot, lambda: len(app.chat.conversation.views) == 4)
+            views = app.chat.conversation.views
+            views[1].focus()
+            await pilot.press("e")
+            await pilot.pause()
+            assert app.chat.editing is None
+            assert any("own messages" in n.message for n in app._notifications)
+            views[0].focus()
+            await pilot.press("e")
+            await pilot.pause()
+            assert app.chat.composer.text == "first question"
+            await wait_shown(pilot, "replacing the 3 messages after it")
+            await pilot.press(*" (better)", "enter")
+            await wait_reply_done(pilot)
+            assert [s[2] for s in shown(app)] == [
+                "first question (better)",
+                "A better answer.",
+            ]

@@ -33,7 +33,7 @@ from grizz_tui.tui.messages import (
     EditRequested,
     ModelLoading,
 )
-from grizz_tui.tui.screens import chat_dialogs
+from grizz_tui.tui.screens import chat_dialogs, chat_edit
 from grizz_tui.tui.screens.chat_dialogs import DayChosen, DeleteConfirmed, ImageAttached
 from grizz_tui.tui.sync_link import SyncLink
 from grizz_tui.tui.widgets.composer import ComposeHint, Composer
@@ -384,18 +384,11 @@ class ChatScreen(Screen[None]):
 
     def action_edit_last(self) -> None:
         """Put the last message you wrote today into the composer to edit."""
-        if self.replying:
-            self.notify("Wait for the reply (or press Esc) before editing.")
-            return
         user = self.conversation.last_view("user") if self.day == self.today else None
         if user is None:
             self.notify("You have not written anything today yet.")
-            return
-        self.editing = user.message
-        self.composer.load_text(user.message.content)
-        self.composer.move_cursor(self.composer.document.end)
-        self.composer.focus()
-        self._show_pending()
+        else:
+            chat_edit.start_edit(self, user)
 
     def end_edit(self) -> None:
         self.editing = None
@@ -403,7 +396,10 @@ class ChatScreen(Screen[None]):
 
     def _show_pending(self) -> None:
         files = [a.name for a in self.pending]
-        self.query_one(ComposeHint).show(editing=self.editing is not None, files=files)
+        after = chat_edit.replaced_after(self)
+        self.query_one(ComposeHint).show(
+            editing=self.editing is not None, files=files, after=after
+        )
 
     # -- what a message asks for ---------------------------------------------
     @on(CopyRequested)
@@ -420,11 +416,7 @@ class ChatScreen(Screen[None]):
 
     @on(EditRequested)
     def _edit(self, event: EditRequested) -> None:
-        last = self.conversation.last_view("user")
-        if last is not event.view or self.day != self.today:
-            self.notify("Only your last message of today can be edited.")
-        else:
-            self.action_edit_last()
+        chat_edit.start_edit(self, event.view)
 
     @on(DeleteRequested)
     def _delete(self, event: DeleteRequested) -> None:

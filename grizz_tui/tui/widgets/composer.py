@@ -122,10 +122,16 @@ class ComposeHint(Static):
         super().__init__("", id=id)
         self.display = False
 
-    def show(self, *, editing: bool, files: list[str]) -> None:
-        """Show the edit-mode line and/or the images waiting to be sent."""
+    def show(self, *, editing: bool, files: list[str], after: int = 0) -> None:
+        """Show the edit-mode line (`after`: how many messages after the edited
+        one its resend replaces) and/or the images waiting to be sent."""
         parts = []
-        if editing:
+        if editing and after > 1:
+            parts.append(
+                f"✎ Editing an earlier message · Enter resends it, replacing the "
+                f"{after} messages after it · Esc cancels"
+            )
+        elif editing:
             parts.append("✎ Editing your last message · Enter resends · Esc cancels")
         if files:
             parts.append(
