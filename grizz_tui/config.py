@@ -189,7 +189,7 @@ def load_settings(
     return Settings(**fields, sources=sources, warnings=tuple(warnings))
 
 
-def _check_timezone(value: Any) -> str | None:
+def check_timezone(value: Any) -> str | None:
     if not value:
         return None
     from zoneinfo import ZoneInfo
@@ -215,13 +215,16 @@ def _url_check(schemes: tuple[str, ...], empty_ok: bool) -> Any:
     return check
 
 
+check_base_url = _url_check(("http", "https"), empty_ok=False)
+check_server_url = _url_check(("ws", "wss"), empty_ok=True)
 CHECKS: dict[str, Any] = {
-    "timezone": _check_timezone,
-    "base_url": _url_check(("http", "https"), empty_ok=False),
-    "server.url": _url_check(("ws", "wss"), empty_ok=True),
+    spec.key: check
+    for spec in SPECS
+    if (check := globals().get(f"check_{spec.attr}")) is not None
 }
 """Checks `grizz config set` makes beyond the type: key -> (value -> what it
-must be, or None when it is fine)."""
+must be, or None when it is fine). A setting's check is `check_<attribute>`
+(its name is written once, in its field)."""
 
 
 def set_value(key: str, raw: str, path: Path | None = None) -> Any:

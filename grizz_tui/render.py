@@ -25,6 +25,13 @@ def wants_markdown(stream: IO[str]) -> bool:
         return False
 
 
+def wants_line_end(stream: IO[str]) -> bool:
+    try:
+        return stream.isatty()
+    except (ValueError, OSError):
+        return False
+
+
 def stable_split(text: str) -> int:
     """Index up to which `text` is made of finished Markdown blocks."""
     in_fence = False
@@ -61,8 +68,14 @@ class RawWriter:
             self.ends_line = text.endswith("\n")
 
     def close(self) -> None:
-        """End the output with a newline (a reply rarely brings its own)."""
-        self.feed("" if self.ends_line else "\n")
+        """End a finished reply with a newline (a reply rarely brings its own).
+
+        A reply cut off (Ctrl-C, an error: an exception is in flight) stays
+        byte for byte in a pipe; a terminal still gets its line ended.
+        """
+        cut_off = sys.exc_info()[0] is not None
+        if not self.ends_line and (not cut_off or wants_line_end(self.stream)):
+            self.feed("\n")
 
     def _silence(self) -> None:
         self.broken = True
