@@ -33,6 +33,8 @@ class AskOptions:
     images: list[str] = field(default_factory=list)
     ephemeral: bool = False
     overrides: dict[str, Any] = field(default_factory=dict)
+    progress: dict[str, Any] = field(default_factory=dict)
+    """What `_consume` has seen so far (ids, the text): the JSON of a Ctrl-C."""
 
 
 def read_prompt(words: list[str], stdin: IO[bytes] | None, max_bytes: int) -> str:
@@ -75,7 +77,6 @@ def _stdin_if_piped() -> IO[bytes] | None:
 
 def run(options: AskOptions) -> int:
     """Run `grizz ask`; returns the process exit code."""
-    out = sys.stdout
     try:
         from grizz_tui.config import load_settings
 
@@ -85,13 +86,11 @@ def run(options: AskOptions) -> int:
         prompt = read_prompt(options.words, _stdin_if_piped(), settings.max_input_bytes)
         result = asyncio.run(_ask(settings, prompt, options))
     except KeyboardInterrupt:
-        _finish_line(out)
         print("grizz: interrupted; the partial reply is saved.", file=sys.stderr)
         if options.json_output:
-            _print_json({"error": "interrupted", "status": "interrupted"})
+            _print_json(_interrupted(options))
         return 130
     except GrizzError as exc:
-        _finish_line(out)
         if options.json_output:
             _print_json({"error": str(exc), "exit_code": exc.exit_code})
         else:
@@ -175,16 +174,27 @@ async def _consume(
     events: AsyncIterator[Any], options: AskOptions, writer: Any
 ) -> dict[str, Any]:
     """Render session events to `writer`; return `grizz ask`'s JSON result."""
-    from grizz_core.companion.session import ReplyFinished, ToolUsed, UserMessageStored
+    from grizz_core.companion.session import (
+        ReplyFinished,
+        ReplyStarted,
+        ToolUsed,
+        UserMessageStored,
+    )
     from grizz_core.providers.base import TextDelta
 
     result: dict[str, Any] = {}
+    seen = options.progress
+    seen.setdefault("parts", [])
     async for event in events:
         if isinstance(event, TextDelta):
+            seen["parts"].append(event.text)
             if writer is not None:
                 writer.feed(event.text)
         elif isinstance(event, UserMessageStored):
-            result["user_message_id"] = event.message.id
+            result["user_message_id"] = seen["user_message_id"] = event.message.id
+        elif isinstance(event, ReplyStarted):
+            seen["message_id"] = event.message_id
+            seen["conversation_id"] = event.conversation_id
         elif isinstance(event, ToolUsed):
             result.setdefault("tools", []).append(
                 {"name": event.name, "summary": event.summary}
@@ -213,6 +223,21 @@ async def _consume(
     return result
 
 
+def _interrupted(options: AskOptions) -> dict[str, Any]:
+    """`grizz ask --json`'s object after Ctrl-C: the partial reply and its ids."""
+    seen = options.progress
+    result: dict[str, Any] = {
+        "error": "interrupted",
+        "status": "interrupted",
+        "exit_code": 130,
+        "reply": "".join(seen.get("parts", [])),
+    }
+    if not options.ephemeral:
+        for key in ("conversation_id", "message_id", "user_message_id"):
+            result[key] = seen.get(key)
+    return result
+
+
 def _print_json(data: dict[str, Any]) -> None:
     try:
         sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
@@ -221,13 +246,3 @@ def _print_json(data: dict[str, Any]) -> None:
         from grizz_tui.render import silence_stdout
 
         silence_stdout()
-
-
-def _finish_line(out: IO[str]) -> None:
-    """After a partial reply on a terminal, move to a fresh line."""
-    try:
-        if out.isatty():
-            out.write("\n")
-            out.flush()
-    except (OSError, ValueError):
-        pass

@@ -139,12 +139,14 @@ def config_get(
         raise fail(exc) from None
 
 
-@config_app.command("set")
+@config_app.command("set", context_settings={"ignore_unknown_options": True})
 def config_set(key: str, value: str) -> None:
-    """Write a setting to the config file."""
+    """Write a setting to the config file (negative numbers work: `-1`)."""
     from grizz_tui import config
 
     try:
+        if key == "tui.theme":
+            _check_theme(value)
         stored = config.set_value(key, value)
     except GrizzError as exc:
         raise fail(exc) from None
@@ -160,6 +162,20 @@ def config_unset(key: str) -> None:
         config.unset_value(key)
     except GrizzError as exc:
         raise fail(exc) from None
+
+
+def _check_theme(name: str) -> None:
+    """Refuse a theme the app does not have (only the built-in ones can be set)."""
+    from grizz_core.errors import ConfigError
+
+    try:
+        from textual.theme import BUILTIN_THEMES
+    except ImportError:  # the app is not installed: nothing to check against
+        return
+    if name not in BUILTIN_THEMES:
+        raise ConfigError(
+            f"Unknown theme {name!r}. Themes: {', '.join(sorted(BUILTIN_THEMES))}."
+        )
 
 
 def _format_value(value: object) -> str:
@@ -229,8 +245,28 @@ def _register_data_commands() -> None:
 _register_data_commands()
 
 
+def non_utf8_argument(args: list[str]) -> str | None:
+    """The first argument the shell did not give as UTF-8 (Python keeps its
+    undecodable bytes as surrogates, which no store or provider accepts)."""
+    for arg in args:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            bad = arg[exc.start].encode("utf-8", "surrogateescape")
+            shown = arg.encode("utf-8", "backslashreplace").decode()
+            return (
+                f"the argument '{shown}' is not UTF-8 text (byte {bad[0]:#04x} at "
+                f"offset {exc.start}); set a UTF-8 locale or convert it with iconv."
+            )
+    return None
+
+
 def main() -> None:
     """Console-script entry point."""
+    problem = non_utf8_argument(sys.argv[1:])
+    if problem is not None:
+        print(f"grizz: {problem}", file=sys.stderr)
+        sys.exit(2)
     try:
         app()
     except KeyboardInterrupt:

@@ -36,6 +36,11 @@ def _tz() -> str:
     return load_settings().timezone
 
 
+def plural(count: int, word: str) -> str:
+    """`1 day`, `2 days`, `1,746 messages`."""
+    return f"{count:,} {word}" + ("" if count == 1 else "s")
+
+
 def _note_line(item: Any) -> str:
     title = f"{item.title}: " if item.title else ""
     return f"{item.id[:8]}  {title}{item.content}"
@@ -136,6 +141,7 @@ def history(
     from grizz_tui.store import conversations as conv
 
     with _database() as db:
+        conv.recover_orphans(db)  # a reply whose writer died is not "streaming"
         if day is None:
             days = conv.list_days(db)
             if json_output:
@@ -143,7 +149,8 @@ def history(
                     json.dumps([d.__dict__ for d in days], ensure_ascii=False, indent=2)
                 )
             for d in [] if json_output else days:
-                typer.echo(f"{d.day}  {d.messages:4d} messages  {d.first_line}")
+                count = plural(d.messages, "message").rjust(13)
+                typer.echo(f"{d.day}  {count}  {d.first_line}")
             return
         try:
             wanted = parse_day(day, _tz())
@@ -172,17 +179,21 @@ def search(
     json_output: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Search all days and Grizz's notes."""
+    from grizz_tui.store.search import marked
     from grizz_tui.store.search import search as run_search
 
     with _database() as db:
         hits = run_search(db, " ".join(query), limit=limit)
     if json_output:
-        typer.echo(json.dumps([h.__dict__ for h in hits], ensure_ascii=False, indent=2))
+        rows = [{**h.__dict__, "snippet": marked(h.snippet)} for h in hits]
+        typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
     else:
         for h in hits:
             where = f"note {h.id[:8]}" if h.kind == "memory" else f"{h.day} {h.role}"
-            typer.echo(f"{where:18s}  {' '.join(h.snippet.split())}")
+            typer.echo(f"{where:18s}  {' '.join(marked(h.snippet).split())}")
     if not hits:
+        if not json_output:
+            typer.echo(f"Nothing found for '{' '.join(query)}'.", err=True)
         raise typer.Exit(1)
 
 
@@ -211,6 +222,9 @@ def export(
             )
         else:
             text = export_markdown(db, day=wanted)
+        if wanted is not None and not text_has_messages(db, wanted):
+            typer.echo(f"grizz: no conversation on {wanted}.", err=True)
+            raise typer.Exit(1)
     if output is None:
         sys.stdout.write(text)
     else:
@@ -241,9 +255,17 @@ def import_(
     with _database() as db:
         counts = _checked(lambda: import_data(db, data))
     typer.echo(
-        f"Imported {counts['conversations']} days, {counts['messages']} messages, "
-        f"{counts['memory']} notes."
+        f"Imported {plural(counts['conversations'], 'day')}, "
+        f"{plural(counts['messages'], 'message')}, {plural(counts['memory'], 'note')}."
     )
+
+
+def text_has_messages(db: Any, day: str) -> bool:
+    """Whether `day` has a conversation with at least one message to export."""
+    from grizz_tui.store import conversations as conv
+
+    found = conv.get_conversation(db, day)
+    return found is not None and bool(conv.messages_of(db, found.id))
 
 
 def _checked(fn: Callable[[], Any]) -> Any:

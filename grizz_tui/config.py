@@ -56,7 +56,7 @@ TUI_KEYS: tuple[tuple[str, str, str], ...] = (
     ("copy", "c", "copy the focused message."),
     ("copy_code", "k", "copy the next code block of the focused message."),
     ("delete", "d", "delete the focused message."),
-    ("edit", "e", "edit the focused message (your last one)."),
+    ("edit", "e", "edit the focused message of yours and resend it."),
 )
 """The app's rebindable keys, declared once: each is the setting
 `tui.keys.<id>` (held in `Settings.tui_keys`) and a binding id of the app."""
@@ -189,10 +189,57 @@ def load_settings(
     return Settings(**fields, sources=sources, warnings=tuple(warnings))
 
 
+def check_timezone(value: Any) -> str | None:
+    if not value:
+        return None
+    from zoneinfo import ZoneInfo
+
+    try:
+        ZoneInfo(value)
+    except (ValueError, OSError, LookupError):
+        return "an IANA time zone such as Europe/Paris (or empty for this machine's)"
+    return None
+
+
+def _url_check(schemes: tuple[str, ...], empty_ok: bool) -> Any:
+    def check(value: Any) -> str | None:
+        from urllib.parse import urlsplit
+
+        if empty_ok and not value:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme in schemes and parts.netloc:
+            return None
+        return "a URL starting with " + " or ".join(f"{s}://" for s in schemes)
+
+    return check
+
+
+check_base_url = _url_check(("http", "https"), empty_ok=False)
+check_server_url = _url_check(("ws", "wss"), empty_ok=True)
+CHECKS: dict[str, Any] = {
+    spec.key: check
+    for spec in SPECS
+    if (check := globals().get(f"check_{spec.attr}")) is not None
+}
+"""Checks `grizz config set` makes beyond the type: key -> (value -> what it
+must be, or None when it is fine). A setting's check is `check_<attribute>`
+(its name is written once, in its field)."""
+
+
 def set_value(key: str, raw: str, path: Path | None = None) -> Any:
-    """Validate `raw` for `key` and write it to the config file; return it."""
+    """Validate `raw` for `key` and write it to the config file; return it.
+
+    Raises:
+        ConfigError: unknown key, wrong type, or a value `CHECKS` refuses;
+            nothing is written then.
+    """
     spec = spec_for(key)
     value = coerce(spec, raw, "the command line")
+    check = CHECKS.get(key)
+    problem = check(value) if check is not None else None
+    if problem is not None:
+        raise ConfigError(f"Setting '{key}' must be {problem}; got {raw!r}.")
     _update_file(path, lambda table: _nested_set(table, key.split("."), value))
     return value
 
@@ -209,10 +256,16 @@ def _update_file(path: Path | None, change: Any) -> None:
     path = path or paths.config_file()
     table = read_config_file(path)
     change(table)
-    paths.ensure_private_dir(path.parent)
     tmp = path.with_suffix(".toml.tmp")
-    tmp.write_text(tomli_w.dumps(table), encoding="utf-8")
-    tmp.replace(path)
+    try:
+        paths.ensure_private_dir(path.parent)
+        tmp.write_text(tomli_w.dumps(table), encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        raise ConfigError(
+            f"Could not write the config file {path}: {exc.strerror or exc}; "
+            "nothing was changed."
+        ) from None
 
 
 def _nested_set(table: dict[str, Any], parts: list[str], value: Any) -> None:

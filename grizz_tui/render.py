@@ -25,6 +25,13 @@ def wants_markdown(stream: IO[str]) -> bool:
         return False
 
 
+def wants_line_end(stream: IO[str]) -> bool:
+    try:
+        return stream.isatty()
+    except (ValueError, OSError):
+        return False
+
+
 def stable_split(text: str) -> int:
     """Index up to which `text` is made of finished Markdown blocks."""
     in_fence = False
@@ -46,6 +53,8 @@ class RawWriter:
     def __init__(self, stream: IO[str] | None = None) -> None:
         self.stream = stream or sys.stdout
         self.broken = False
+        self.ends_line = True
+        """Whether everything written so far ends with a newline."""
 
     def feed(self, text: str) -> None:
         if self.broken:
@@ -55,13 +64,45 @@ class RawWriter:
             self.stream.flush()
         except BrokenPipeError:
             self._silence()
+        if text:
+            self.ends_line = text.endswith("\n")
 
     def close(self) -> None:
-        self.feed("")
+        """End a finished reply with a newline (a reply rarely brings its own).
+
+        A reply cut off (Ctrl-C, an error: an exception is in flight) stays
+        byte for byte in a pipe; a terminal still gets its line ended.
+        """
+        cut_off = sys.exc_info()[0] is not None
+        if not self.ends_line and (not cut_off or wants_line_end(self.stream)):
+            self.feed("\n")
 
     def _silence(self) -> None:
         self.broken = True
         silence_stdout()
+
+
+class _Tail:
+    """The last lines of a Markdown block that fit the terminal.
+
+    Rich's Live region can only erase what is still on the screen: a block taller
+    than the terminal left its top in the scrollback and was printed a second
+    time when the block (or a Ctrl-C) ended it. Showing only the tail keeps the
+    region erasable; the whole block is printed once when it is finished.
+    """
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __rich_console__(self, console: Any, options: Any) -> Any:
+        from rich.markdown import Markdown
+        from rich.segment import Segment
+
+        lines = console.render_lines(Markdown(self.text), options, pad=False)
+        room = max(1, console.height - 1)
+        for line in lines[-room:]:
+            yield from line
+            yield Segment.line()
 
 
 class MarkdownWriter:
@@ -94,7 +135,7 @@ class MarkdownWriter:
                 done, self.buffer = self.buffer[:cut], self.buffer[cut:]
                 self.live.update("", refresh=True)
                 self.console.print(Markdown(done))
-            self.live.update(Markdown(self.buffer), refresh=True)
+            self.live.update(_Tail(self.buffer), refresh=True)
         except BrokenPipeError:
             self.broken = True
             silence_stdout()

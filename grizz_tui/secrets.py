@@ -146,10 +146,16 @@ def _write_file(data: dict[str, str]) -> None:
     import tomli_w
 
     path = paths.secrets_file()
-    paths.ensure_private_dir(path.parent)
     tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(tomli_w.dumps(data))
-    os.chmod(tmp, 0o600)
-    tmp.replace(path)
+    try:
+        paths.ensure_private_dir(path.parent)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(tomli_w.dumps(data))
+        os.chmod(tmp, 0o600)
+        tmp.replace(path)
+    except OSError as exc:
+        raise ConfigError(
+            f"Could not write the key file {path}: {exc.strerror or exc}; "
+            "nothing was saved."
+        ) from None

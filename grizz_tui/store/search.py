@@ -10,6 +10,18 @@ from grizz_tui.store.db import Database
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
+MARK_START, MARK_END = "\x02", "\x03"
+"""What surrounds a match in `SearchHit.snippet`: characters no message holds,
+so a `[` or `]` in the text itself survives (`marked` turns them into brackets)."""
+COUNT_CAP = 10_000
+"""`count` stops here: counting every match of a common word over a million
+messages would cost more than the search."""
+
+
+def marked(snippet: str, start: str = "[", end: str = "]") -> str:
+    """`snippet` with its match marks replaced by `start`/`end`."""
+    return snippet.replace(MARK_START, start).replace(MARK_END, end)
+
 
 def fts_query(text: str, *, any_word: bool = False, prefix: bool = False) -> str:
     """Turn free text into a safe FTS5 query: quoted words, AND (or OR) joined.
@@ -51,7 +63,7 @@ def search(
         )
         for row in db.query(
             "SELECT memory.id, memory.title, memory.created_at,"
-            " snippet(memory_fts, -1, '[', ']', '…', 12) AS snip"
+            " snippet(memory_fts, -1, char(2), char(3), '…', 12) AS snip"
             " FROM memory_fts JOIN memory ON memory.rowid = memory_fts.rowid"
             " WHERE memory_fts MATCH ? AND memory.deleted = 0"
             " ORDER BY memory_fts.rank LIMIT ?",
@@ -72,7 +84,7 @@ def search(
         )
         for row in db.query(
             "SELECT m.id, m.role, m.created_at, c.day,"
-            " snippet(messages_fts, 0, '[', ']', '…', 12) AS snip"
+            " snippet(messages_fts, 0, char(2), char(3), '…', 12) AS snip"
             " FROM messages_fts JOIN messages m ON m.rowid = messages_fts.rowid"
             " JOIN conversations c ON c.id = m.conversation_id"
             " WHERE messages_fts MATCH ? AND m.deleted = 0"
@@ -81,3 +93,21 @@ def search(
         )
     ]
     return hits
+
+
+def count(db: Database, query: str, *, prefix: bool = False) -> int:
+    """How many live messages and notes match `query` (at most `COUNT_CAP`)."""
+    match = fts_query(query, prefix=prefix)
+    if not match:
+        return 0
+    total = 0
+    for sql in (
+        "SELECT count(*) AS n FROM (SELECT 1 FROM memory_fts"
+        " JOIN memory ON memory.rowid = memory_fts.rowid"
+        " WHERE memory_fts MATCH ? AND memory.deleted = 0 LIMIT ?)",
+        "SELECT count(*) AS n FROM (SELECT 1 FROM messages_fts"
+        " JOIN messages m ON m.rowid = messages_fts.rowid"
+        " WHERE messages_fts MATCH ? AND m.deleted = 0 LIMIT ?)",
+    ):
+        total += next(iter(db.query(sql, [match, COUNT_CAP - total])))["n"]
+    return total

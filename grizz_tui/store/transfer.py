@@ -15,6 +15,9 @@ from grizz_core.errors import UsageError
 from grizz_tui.store import conversations as conv
 from grizz_tui.store.db import Database, writing
 
+PRIVATE_METADATA = ("host", "pid")
+"""Message metadata that identifies this machine (`writer_identity`): only
+`recover_orphans` needs it, so an export leaves it out."""
 FORMAT = "grizz-export"
 VERSION = 1
 
@@ -32,6 +35,9 @@ def export_data(db: Database, *, day: str | None = None) -> dict[str, Any]:
         messages = []
         for message in conv.messages_of(db, row["id"]):
             data = message.to_dict()
+            data["metadata"] = {
+                k: v for k, v in message.metadata.items() if k not in PRIVATE_METADATA
+            }
             data["attachments"] = [
                 {
                     "id": a.id,
@@ -74,8 +80,21 @@ def export_markdown(db: Database, *, day: str | None = None) -> str:
             mark = "" if m["status"] == "complete" else f" _({m['status']})_"
             out.append(
                 f"**{who}** · {m['created_at'][11:16]} UTC{mark}\n\n{m['content']}\n"
+                + _markdown_extras(m)
             )
     return "\n".join(out)
+
+
+def _markdown_extras(m: dict[str, Any]) -> str:
+    """The attachments and error text of a message, as Markdown lines."""
+    lines = [
+        f"- 📎 {a['name']} ({a['mime']}, {a['size']:,} bytes)\n"
+        for a in m.get("attachments", [])
+    ]
+    error = (m.get("metadata") or {}).get("error")
+    if error:
+        lines.append(f"> ⚠ {error}\n")
+    return ("\n" + "".join(lines)) if lines else ""
 
 
 def import_data(db: Database, data: Any) -> dict[str, int]:

@@ -103,6 +103,15 @@ class Backend:
 
         delete_message(self.db, message_id)
 
+    def memory_change_stands(self, tool: str, memory_id: str) -> bool:
+        """Whether a `remember` (the note is live) or a `forget` (it is still
+        deleted) is still what the store holds: the user may have changed the
+        note meanwhile, and then there is nothing left to undo."""
+        from grizz_tui.store import memory
+
+        live = memory.get_memory(self.db, memory_id) is not None
+        return live if tool == "remember" else not live
+
     def undo_memory_change(self, tool: str, memory_id: str) -> None:
         """Undo a `remember` (delete the note) or a `forget` (restore it)."""
         from grizz_tui.store import memory

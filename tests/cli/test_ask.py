@@ -84,7 +84,10 @@ def test_json_error_object(provider_env: FakeOpenAI) -> None:
 def test_no_stream(provider_env: FakeOpenAI) -> None:
     provider_env.enqueue(Text("whole"))
     result = grizz("ask", "--no-stream", "hi")
-    assert (result.exit_code, result.stdout) == (0, "whole")
+    assert (result.exit_code, result.stdout) == (
+        0,
+        "whole\n",
+    )  # issue 13: raw output ends its line
     assert "stream" not in provider_env.requests[0]
 
 

@@ -60,7 +60,7 @@ def test_history_search_export_import(provider_env: FakeOpenAI, tmp_path: Path) 
 
     paths.db_path().unlink()
     imported = grizz("import", str(out))
-    assert imported.exit_code == 0 and "1 days, 2 messages" in imported.stdout
+    assert imported.exit_code == 0 and "1 day, 2 messages" in imported.stdout
     assert "Kayaking sounds lovely!" in grizz("history", "--day", day).stdout
 
 

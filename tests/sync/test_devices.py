@@ -26,7 +26,7 @@ async def test_a_reply_asked_on_one_device_arrives_on_the_other(
     provider_env.enqueue(Text("Hello from the den, friend!", chunk=3))
     asked = await laptop.grizz("ask", "Hi", "Grizz!")
     assert asked.exit_code == 0, asked.stderr
-    assert asked.stdout == "Hello from the den, friend!"
+    assert asked.stdout == "Hello from the den, friend!\n"
     assert len(provider_env.requests) == 1  # the server's worker answered
 
     mine = laptop.rows("SELECT id, role, content, status FROM messages ORDER BY role")

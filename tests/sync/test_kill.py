@@ -138,7 +138,7 @@ async def test_ask_survives_a_killed_gateway_without_losing_or_repeating_a_chunk
 
     result = await asking
     assert result.exit_code == 0, result.stderr
-    assert result.stdout == REPLY  # every chunk once, in order
+    assert result.stdout == REPLY + "\n"  # every chunk once, in order
     await _assert_one_complete_reply(laptop, users)
     assert len(slow_fake.requests) == 1  # the worker never noticed
 
@@ -166,7 +166,7 @@ async def test_ask_handles_a_killed_worker_the_last_attempt_is_the_reply(
 
     result = await asking
     assert result.exit_code == 0, result.stderr
-    first, _, last = result.stdout.rpartition("\n")
+    first, _, last = result.stdout.removesuffix("\n").rpartition("\n")
     assert last == REPLY  # the last attempt, whole, after the cut-off one
     assert first and REPLY.startswith(first)
     assert "the reply started over" in result.stderr

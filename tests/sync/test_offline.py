@@ -33,7 +33,7 @@ async def test_offline_ask_answers_directly_and_sync_uploads_both_once(
     provider_env.enqueue(Text("Answered on the laptop.", chunk=4))
     asked = await laptop.grizz("ask", "are you there?")
     assert asked.exit_code == 0, asked.stderr
-    assert asked.stdout == "Answered on the laptop."
+    assert asked.stdout == "Answered on the laptop.\n"
     assert "Answering directly" in asked.stderr
     assert laptop.rows("SELECT * FROM pending_sends") == []
     queued = laptop.rows("SELECT entity FROM outbox WHERE entity = 'messages'")

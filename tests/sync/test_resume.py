@@ -33,7 +33,7 @@ async def test_a_dropped_connection_resumes_the_reply_without_gaps_or_repeats(
     await start_gateway(stack, port)
     result = await asking
     assert result.exit_code == 0, result.stderr
-    assert result.stdout == REPLY
+    assert result.stdout == REPLY + "\n"
     stored = laptop.rows(
         "SELECT content, status FROM messages WHERE role = 'assistant'"
     )

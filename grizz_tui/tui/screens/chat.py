@@ -33,12 +33,8 @@ from grizz_tui.tui.messages import (
     EditRequested,
     ModelLoading,
 )
-from grizz_tui.tui.screens import chat_dialogs
-from grizz_tui.tui.screens.chat_dialogs import (
-    DayChosen,
-    DeleteConfirmed,
-    ImageAttached,
-)
+from grizz_tui.tui.screens import chat_dialogs, chat_edit
+from grizz_tui.tui.screens.chat_dialogs import DayChosen, DeleteConfirmed, ImageAttached
 from grizz_tui.tui.sync_link import SyncLink
 from grizz_tui.tui.widgets.composer import ComposeHint, Composer
 from grizz_tui.tui.widgets.conversation import Conversation
@@ -127,9 +123,11 @@ class ChatScreen(Screen[None]):
         """Back from a dialog or another screen: the composer has the keys.
 
         (Left on a message, the next sentence typed would fire its one-letter
-        actions: `d` delete, `e` edit, `c` copy.)
+        actions: `d` delete, `e` edit, `c` copy.) Stale memory notices go.
         """
         self.composer.focus()
+        if self.backend.is_open:
+            self.call_later(self.notices.drop_stale)
 
     @property
     def composer(self) -> Composer:
@@ -185,8 +183,7 @@ class ChatScreen(Screen[None]):
             self.unusable = str(exc)
             await self.show_error(self.unusable, retry=False)
             return
-        if backend.recovered:
-            count = backend.recovered
+        if count := backend.recovered:
             self.notify(
                 f"{count} reply cut off last time was kept and marked interrupted.",
                 title="Recovered",
@@ -199,9 +196,8 @@ class ChatScreen(Screen[None]):
 
     @work(group="startup", exit_on_error=False)
     async def warm_up(self) -> None:
-        """Import the core ahead of the first send; open setup if needed,
-        start loading the local model when it is the provider, or build the
-        provider."""
+        """Import the core ahead of the first send; then open setup, start
+        loading the local model, or build the provider."""
         backend = self.backend
         await asyncio.sleep(WARM_UP_DELAY)
         await asyncio.to_thread(backend.import_core)
@@ -374,24 +370,25 @@ class ChatScreen(Screen[None]):
         else:
             self.composer.focus()
 
+    @on(Composer.ScreenKey)
+    async def _screen_key(self, event: Composer.ScreenKey) -> None:
+        if event.key != "backspace":  # PageUp/PageDown/Home/End: through the day
+            await self.conversation.scroll_key(event.key)
+        elif self.pending:
+            self.notify(f"Removed {self.pending.pop().name}; it will not be sent.")
+            self._show_pending()
+
     @on(Composer.EditLastRequested)
     def _edit_last_requested(self) -> None:
         self.action_edit_last()
 
     def action_edit_last(self) -> None:
         """Put the last message you wrote today into the composer to edit."""
-        if self.replying:
-            self.notify("Wait for the reply (or press Esc) before editing.")
-            return
         user = self.conversation.last_view("user") if self.day == self.today else None
         if user is None:
             self.notify("You have not written anything today yet.")
-            return
-        self.editing = user.message
-        self.composer.load_text(user.message.content)
-        self.composer.move_cursor(self.composer.document.end)
-        self.composer.focus()
-        self._show_pending()
+        else:
+            chat_edit.start_edit(self, user)
 
     def end_edit(self) -> None:
         self.editing = None
@@ -399,7 +396,10 @@ class ChatScreen(Screen[None]):
 
     def _show_pending(self) -> None:
         files = [a.name for a in self.pending]
-        self.query_one(ComposeHint).show(editing=self.editing is not None, files=files)
+        after = chat_edit.replaced_after(self)
+        self.query_one(ComposeHint).show(
+            editing=self.editing is not None, files=files, after=after
+        )
 
     # -- what a message asks for ---------------------------------------------
     @on(CopyRequested)
@@ -416,11 +416,7 @@ class ChatScreen(Screen[None]):
 
     @on(EditRequested)
     def _edit(self, event: EditRequested) -> None:
-        last = self.conversation.last_view("user")
-        if last is not event.view or self.day != self.today:
-            self.notify("Only your last message of today can be edited.")
-        else:
-            self.action_edit_last()
+        chat_edit.start_edit(self, event.view)
 
     @on(DeleteRequested)
     def _delete(self, event: DeleteRequested) -> None:

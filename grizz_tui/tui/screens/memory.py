@@ -61,7 +61,14 @@ class NoteEditor(ModalScreen["tuple[str, str] | None"]):
                 yield Button("Cancel", id="cancel")
 
     def on_mount(self) -> None:
-        self.query_one("#note-content").focus()
+        """A new note starts at the top (its title); an edit in the text, with
+        the cursor after it, where more words go."""
+        if not self.note_content:
+            self.query_one("#note-title").focus()
+            return
+        body = self.query_one("#note-content", TextArea)
+        body.focus()
+        body.move_cursor(body.document.end)
 
     def action_save(self) -> None:
         content = self.query_one("#note-content", TextArea).text.strip()
@@ -131,7 +138,7 @@ class MemoryScreen(Screen[None]):
             notes.highlighted = 0
         empty = "No notes yet. Press a to add one, or tell Grizz something to remember."
         self.query_one("#memory-count", Static).update(
-            f"{len(self.items)} notes"
+            (f"{len(self.items)} note" + ("" if len(self.items) == 1 else "s"))
             if self.items
             else (empty if not query else "No note matches.")
         )

@@ -29,9 +29,11 @@ RESULTS = 40
 
 def hit_label(hit: SearchHit) -> Content:
     """`2025-03-03 You  …snippet with [match]…` or `Note  title: …snippet…`."""
+    from grizz_tui.store.search import MARK_END, MARK_START
+
     snippet = " ".join(hit.snippet.split())
     parts: list[tuple[str, str] | str] = []
-    for i, piece in enumerate(snippet.replace("]", "[").split("[")):
+    for i, piece in enumerate(snippet.replace(MARK_END, MARK_START).split(MARK_START)):
         parts.append((piece, "bold $accent") if i % 2 else piece)
     if hit.kind == "memory":
         head = ("Note ", "bold $success")
@@ -76,6 +78,7 @@ class SearchScreen(Screen["SearchHit | None"]):
         self.hits = (
             search(self.db, event.value, limit=RESULTS) if event.value.strip() else []
         )
+        total = self._total(event.value)
         results = self.query_one(OptionList)
         results.clear_options()
         results.add_options(
@@ -83,9 +86,27 @@ class SearchScreen(Screen["SearchHit | None"]):
         )
         count = self.query_one("#search-count", Static)
         if event.value.strip():
-            count.update(f"{len(self.hits)} found" if self.hits else "Nothing found.")
+            count.update(self._count_line(total) if self.hits else "Nothing found.")
         else:
             count.update("")
+
+    def _total(self, query: str) -> int:
+        """All the matches: counted only when a list of hits was cut at RESULTS."""
+        from grizz_tui.store.search import count
+
+        notes = sum(1 for h in self.hits if h.kind == "memory")
+        if notes < RESULTS and len(self.hits) - notes < RESULTS:
+            return len(self.hits)
+        return count(self.db, query)
+
+    def _count_line(self, total: int) -> str:
+        from grizz_tui.store.search import COUNT_CAP
+
+        shown = len(self.hits)
+        if total <= shown:
+            return f"{shown:,} found"
+        more = "+" if total >= COUNT_CAP else ""
+        return f"{total:,}{more} found · showing {shown}"
 
     @on(Input.Submitted, "#query")
     def first_result(self) -> None:

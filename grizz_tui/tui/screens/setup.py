@@ -24,11 +24,13 @@ from textual.screen import Screen
 from textual.widgets import Button, Input, RadioButton, RadioSet, Static
 
 from grizz_core.errors import GrizzError
-from grizz_tui.config import DEFAULT_BASE_URL, Settings
+from grizz_tui.config import DEFAULT_BASE_URL, SPEC_BY_KEY, Settings
 
 if TYPE_CHECKING:
     from textual.app import ComposeResult
 
+DEFAULT_MODEL: str = SPEC_BY_KEY["model"].default
+"""The `model` setting's default (OpenAI's); never right for a local server."""
 PRESETS = {
     "ollama": ("http://localhost:11434/v1", "llama3.2"),
     "lmstudio": ("http://localhost:1234/v1", ""),
@@ -133,8 +135,14 @@ class SetupScreen(Screen[bool]):
     def _preset(self, event: Button.Pressed) -> None:
         url, model = PRESETS[(event.button.id or "").removeprefix("preset-")]
         self.query_one("#base-url", Input).value = url
-        if model and not self.query_one("#model", Input).value.strip():
-            self.query_one("#model", Input).value = model
+        field = self.query_one("#model", Input)
+        # A model the user typed stays; OpenAI's default or another preset's
+        # model would be refused by this server, so it gives way (to nothing
+        # when the server has no usual model: the user must name one).
+        replaceable = {"", DEFAULT_MODEL, *(m for _, m in PRESETS.values())}
+        if field.value.strip() in replaceable:
+            field.value = model
+            field.placeholder = model or "the model's name as your server lists it"
 
     def candidate(self) -> tuple[Settings, str | None]:
         """The settings and key the form describes (validated, not saved).
@@ -164,7 +172,7 @@ class SetupScreen(Screen[bool]):
 
     def say(self, text: str, *, ok: bool) -> None:
         result = self.query_one("#setup-result", Static)
-        result.update(text)
+        result.update(Content(text))  # literal: `grizz[local]` is no markup
         result.set_class(ok, "-ok")
         result.set_class(not ok, "-bad")
 
@@ -220,7 +228,7 @@ class SetupScreen(Screen[bool]):
             notice += (
                 f" Note: {', '.join(shadowed)} is set in the environment, which wins."
             )
-        self.notify(("Saved. " + notice).strip(), title="Setup")
+        self.notify(("Saved. " + notice).strip(), title="Setup", markup=False)
         self.dismiss(True)
 
     @on(Button.Pressed, "#later")

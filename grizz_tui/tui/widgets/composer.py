@@ -40,6 +40,15 @@ class Composer(TextArea):
     class EditLastRequested(Message):
         """Up was pressed in an empty composer: edit the last message."""
 
+    class ScreenKey(Message):
+        """A key for the screen, not the text: PageUp/PageDown while the text
+        fits the composer and Home/End while it is empty move through the day;
+        Backspace in an empty composer drops the last image waiting to go."""
+
+        def __init__(self, key: str) -> None:
+            super().__init__()
+            self.key = key
+
     def __init__(
         self,
         *,
@@ -73,12 +82,23 @@ class Composer(TextArea):
             if text.strip():
                 self.post_message(self.Submitted(self, text))
             return
-        if event.key == "up" and not self.text:
+        message = self._message_for(event.key)
+        if message is not None:
             event.stop()
             event.prevent_default()
-            self.post_message(self.EditLastRequested())
+            self.post_message(message)
             return
         await super()._on_key(event)
+
+    def _message_for(self, key: str) -> Message | None:
+        """What a key asks of the screen rather than of the text, if anything."""
+        if key in ("pageup", "pagedown") and self.max_scroll_y == 0:
+            return self.ScreenKey(key)
+        if self.text:
+            return None
+        if key in ("home", "end", "backspace"):
+            return self.ScreenKey(key)
+        return self.EditLastRequested() if key == "up" else None
 
     def take(self, sent: str) -> None:
         """Remove `sent` (just sent) from the start, keeping anything typed
@@ -102,12 +122,21 @@ class ComposeHint(Static):
         super().__init__("", id=id)
         self.display = False
 
-    def show(self, *, editing: bool, files: list[str]) -> None:
-        """Show the edit-mode line and/or the images waiting to be sent."""
+    def show(self, *, editing: bool, files: list[str], after: int = 0) -> None:
+        """Show the edit-mode line (`after`: how many messages after the edited
+        one its resend replaces) and/or the images waiting to be sent."""
         parts = []
-        if editing:
+        if editing and after > 1:
+            parts.append(
+                f"✎ Editing an earlier message · Enter resends it, replacing the "
+                f"{after} messages after it · Esc cancels"
+            )
+        elif editing:
             parts.append("✎ Editing your last message · Enter resends · Esc cancels")
         if files:
-            parts.append("📎 " + ", ".join(files) + " (sent with your message)")
+            parts.append(
+                "📎 " + ", ".join(files) + " (sent with your message;"
+                " Backspace in an empty box removes the last)"
+            )
         self.update("\n".join(parts))
         self.display = bool(parts)

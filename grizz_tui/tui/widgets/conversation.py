@@ -163,13 +163,37 @@ class Conversation(VerticalScroll, can_focus=False):
     def _earlier_label(self) -> str:
         return f"▲ Show {len(self._earlier)} earlier messages"
 
+    async def scroll_key(self, key: str) -> None:
+        """PageUp/PageDown/Home/End typed in the composer move through the day;
+        PageUp at the top and Home bring in the earlier messages first."""
+        if key == "home" or (key == "pageup" and self.scroll_y <= 0 and self._earlier):
+            await self.show_earlier()
+            if key == "pageup":
+                return
+        self.release_anchor()
+        if key == "pageup":
+            self.scroll_page_up(animate=False)
+        elif key == "pagedown":
+            self.scroll_page_down(animate=False)
+        elif key == "home":
+            self.scroll_home(animate=False)
+        else:
+            self.scroll_end(animate=False)
+            self.anchor()  # back at the bottom: follow new replies again
+
     @on(Button.Pressed, "#earlier")
     async def _show_earlier(self, event: Button.Pressed) -> None:
+        event.stop()
+        await self.show_earlier()
+
+    async def show_earlier(self) -> None:
+        """Mount the messages kept behind "Show earlier" (if any)."""
         from grizz_tui.tui.widgets.message_view import MessageView
 
-        event.stop()
+        if not self._earlier:
+            return
         earlier, self._earlier = self._earlier, []
-        await event.button.remove()
+        await self.query_children("#earlier").remove()
         first = self.views[0] if self.views else None
         views = [MessageView(m, files=self._files.get(m.id)) for m in earlier]
         await self.mount_all(views, before=first)

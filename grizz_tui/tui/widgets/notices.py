@@ -123,8 +123,19 @@ class Notices(Vertical):
             return
         await self.undo(notices[-1])
 
+    async def drop_stale(self) -> None:
+        """Remove memory notices whose change the user has since undone by
+        hand (deleted the remembered note, restored the forgotten one)."""
+        for notice in list(self.query(MemoryNotice)):
+            if not self.backend.memory_change_stands(notice.tool, notice.memory_id):
+                await notice.remove()
+
     async def undo(self, notice: MemoryNotice) -> None:
         """Undo `notice`'s change (forget what was remembered, or restore)."""
+        if not self.backend.memory_change_stands(notice.tool, notice.memory_id):
+            self.notify("That note has changed since; there is nothing to undo.")
+            await notice.remove()
+            return
         self.backend.undo_memory_change(notice.tool, notice.memory_id)
         if notice.tool == "remember":
             self.notify("Undone: Grizz forgot that again.")
