@@ -9,7 +9,8 @@ One run, side by side, interleaved:
   (100x30; same method as bench/startup.py: spawn until "Write to Grizz");
 - resident memory (VmRSS) of that process once today is shown and 1 s passed;
 - opening a day: `Backend.read_day` for ~50 random days in a fresh process
-  (p50/p95), and the calendar's month summary (`month_days`) for the same days.
+  (p50/p95), and the calendar's month summary (`month_days`) for the same days;
+  "old" is what the previous navigator read on opening (`list_days`, 365 days).
 
     .venv/bin/python bench/history_5y.py --runs 7
 """
@@ -151,7 +152,12 @@ for day in [rng.choice(days or ["2026-01-01"]) for _ in range(50)]:
     opened.append(time.perf_counter() - t)
     t = time.perf_counter(); month_days(backend.db, day[:7])
     months.append(time.perf_counter() - t)
-print(json.dumps({"open": opened, "month": months, "store": [store]}))
+from grizz_tui.store.conversations import list_days
+old = []
+for _ in range(5):
+    t = time.perf_counter(); list_days(backend.db, limit=365)
+    old.append(time.perf_counter() - t)
+print(json.dumps({"open": opened, "month": months, "store": [store], "old": old}))
 """
 
 
@@ -211,9 +217,14 @@ def main() -> None:
         f"  RSS          empty {med['empty_rss']:6.1f} MB   5y {med['5y_rss']:6.1f}"
         f" MB   diff {med['5y_rss'] - med['empty_rss']:+.1f} MB"
     )
+    low = {k: min(v) * 1000 for k, v in res.items() if k.endswith("frame")}
+    print(
+        f"  first frame (fastest) empty {low['empty_frame']:4.0f} ms"
+        f"   5y {low['5y_frame']:4.0f} ms"
+    )
     for key in homes:
         print(f"  {key:5} open_store {day[key]['store'][0] * 1000:6.0f} ms")
-        for name in ("open", "month"):
+        for name in ("open", "month", "old"):
             values = [v * 1000 for v in day[key][name]]
             print(
                 f"  {key:5} {name:5} a day (50 random)  p50"
