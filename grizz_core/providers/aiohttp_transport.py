@@ -122,6 +122,14 @@ class AiohttpTransport:
         ) as response:
             yield AiohttpResponse(response)
 
+    @contextlib.asynccontextmanager
+    async def get(self, url: str) -> AsyncIterator[AiohttpResponse]:
+        session = self._session or self._open()
+        async with session.get(
+            url, allow_redirects=False, proxy=self._proxy, proxy_auth=self._proxy_auth
+        ) as response:
+            yield AiohttpResponse(response)
+
     @staticmethod
     def classify(exc: Exception) -> tuple[Failure, str] | None:
         if isinstance(exc, _CONNECT):

@@ -75,6 +75,11 @@ class HttpxTransport:
         finally:
             self._busy[index] -= 1
 
+    @contextlib.asynccontextmanager
+    async def get(self, url: str) -> AsyncIterator[Response]:
+        async with self._clients[0].stream("GET", url) as response:
+            yield response
+
     @staticmethod
     def classify(exc: Exception) -> tuple[Failure, str] | None:
         if isinstance(

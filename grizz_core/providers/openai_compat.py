@@ -180,6 +180,34 @@ class OpenAICompatProvider:
                     continue
                 raise self._wire_error(kind, reason) from None
 
+    async def models(self) -> list[str]:
+        """The model ids the endpoint lists (`GET …/models`), sorted.
+
+        [] when it offers no list (an error status, or a body that is not one).
+
+        Raises:
+            GrizzError: the endpoint is unreachable, or refuses the key (401/403).
+        """
+        try:
+            async with self._transport.get(f"{self.base_url}/models") as response:
+                await response.aread()
+                if response.status_code in (401, 403):
+                    raise self._http_error(response)
+                if response.status_code != 200:
+                    return []
+                try:
+                    body = response.json()
+                except ValueError:
+                    return []
+        except GrizzError:
+            raise
+        except Exception as exc:
+            failure = self._transport.classify(exc)
+            if failure is None:
+                raise
+            raise self._wire_error(*failure) from None
+        return model_ids(body)
+
     def _wire_error(self, kind: Failure, reason: str) -> ProviderError:
         """The one-sentence error for a transport failure."""
         return errors.wire_error(
@@ -227,3 +255,13 @@ class OpenAICompatProvider:
             model=self.model,
             max_retries=self.max_retries,
         )
+
+
+def model_ids(body: object) -> list[str]:
+    """The sorted, distinct `id`s of an OpenAI `/models` list body ([] if none)."""
+    data = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(data, list):
+        return []
+    return sorted(
+        {m["id"] for m in data if isinstance(m, dict) and isinstance(m.get("id"), str)}
+    )

@@ -1,6 +1,7 @@
 """The seam between `OpenAICompatProvider` and its HTTP libraries.
 
-A transport (`httpx_transport`, `aiohttp_transport`) only sends a POST and
+A transport (`httpx_transport`, `aiohttp_transport`) only sends a POST (or a
+GET, for the model list) and
 sorts its own exceptions into the four `Failure` kinds; status handling,
 retries, SSE and JSON parsing and every message live above it, once. These
 are the protocols both sides agree on.
@@ -55,6 +56,10 @@ class Transport(Protocol):
         self, url: str, body: dict[str, Any]
     ) -> AbstractAsyncContextManager[Response]:
         """POST `body` as JSON; the response with its body still to read."""
+        ...
+
+    def get(self, url: str) -> AbstractAsyncContextManager[Response]:
+        """GET `url`; the response with its body still to read."""
         ...
 
     def classify(self, exc: Exception) -> tuple[Failure, str] | None:

@@ -182,8 +182,32 @@ class GrizzApp(App[int]):
             "Provider, model and API key",
             lambda: self.open_setup(first_run=False),
         )
+        yield SystemCommand(
+            "Choose model",
+            "The endpoint's models; the choice is saved",
+            self.choose_model,
+        )
         yield SystemCommand("Help", "All key bindings", self.show_help)
         yield from super().get_system_commands(screen)
+
+    def choose_model(self) -> None:
+        """The endpoint's models; the one chosen is saved (`config set model`)."""
+        from grizz_tui.tui.screens.models import ModelScreen, save_model
+
+        def chosen(model: str | None) -> None:
+            if not model:
+                return
+            try:
+                note = save_model(model)
+            except GrizzError as exc:
+                self.notify(str(exc), title="Model", severity="error")
+                return
+            self.notify(note, title="Model")
+            self.run_worker(
+                self._reload_settings(), group="settings", exit_on_error=False
+            )
+
+        self.push_screen(ModelScreen(self.settings), chosen)
 
     def show_help(self) -> None:
         from grizz_tui.tui.screens.help import HelpScreen

@@ -94,6 +94,8 @@ class FakeOpenAI:
         self.headers: list[dict[str, str]] = []
         self.peers: list[tuple[str, int]] = []
         """The client address of each request (the same one = a reused connection)."""
+        self.models: list[str] | None = ["fake-model"]
+        """What `GET /v1/models` lists; None: the route answers 404."""
         self.lock = threading.Lock()
         self.server = _Server(("127.0.0.1", 0), _make_handler(self))
         self.server.daemon_threads = True
@@ -154,12 +156,13 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self) -> None:
-        if self.path.rstrip("/").endswith("/models"):
+        models = self.fake.models
+        if self.path.rstrip("/").endswith("/models") and models is not None:
             self._json(
                 200,
                 {
                     "object": "list",
-                    "data": [{"id": "fake-model", "object": "model"}],
+                    "data": [{"id": m, "object": "model"} for m in models],
                 },
             )
         else:

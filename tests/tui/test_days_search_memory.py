@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from grizz_tui.store import memory
 from grizz_tui.tui.screens.days import DaysScreen
 from grizz_tui.tui.screens.memory import MemoryScreen, NoteEditor
 from grizz_tui.tui.screens.search import SearchScreen
 from grizz_tui.tui.widgets.composer import Composer
+from grizz_tui.tui.widgets.day_calendar import DayCalendar
 from grizz_tui.tui.widgets.notices import MemoryNotice
 from tests.fakes.openai_server import Text, ToolCalls
 from tests.tui.helpers import (
@@ -33,14 +36,18 @@ class TestDays:
             await pilot.press("ctrl+g")
             await wait_until(pilot, lambda: isinstance(app.screen, DaysScreen))
             await pilot.pause()
+            calendar = app.screen.query_one(DayCalendar)
+            calendar.selected = dt.date(2025, 4, 4)
+            await pilot.pause()
+            assert "april thoughts" in screen_text(app)
+            calendar.selected = dt.date(2025, 3, 3)
+            await pilot.pause()
             text = screen_text(app)
             assert (
                 "Today" in text
                 and "Mon 03 Mar 2025" in text
-                and "april thoughts" in text
+                and "march thoughts" in text
             )
-            days = app.screen.query_one("#days")
-            days.highlighted = days.get_option_index("2025-03-03")
             await pilot.press("enter")
             await wait_until(pilot, lambda: app.chat.day == "2025-03-03")
             await pilot.pause()

@@ -150,3 +150,24 @@ def test_help_screen(snap_compare, app_factory, local_provider):
         await pilot.pause()
 
     assert snap_compare(app_factory(), run_before=open_help, terminal_size=(100, 40))
+
+
+def test_day_calendar(snap_compare, app_factory, local_provider, seed):
+    """The calendar on a fixed "today" (2026-12-04) with a November day selected."""
+    seed("2026-11-17", ("user", "Walked by the river; the heron was back"))
+    for i in range(12):
+        seed("2026-11-20", ("user", f"planning {i}"), ("assistant", "ok"))
+    seed("2026-12-02", *[("user", f"long day {i}") for i in range(70)])
+    seed("2026-12-04", ("user", "Morning! Coffee first, then the garden"))
+
+    async def open_days(pilot: Pilot) -> None:
+        from grizz_tui.tui.screens.days import DaysScreen
+
+        await wait_ready(pilot)
+        app = pilot.app
+        app.push_screen(DaysScreen(app.backend.db, "2026-12-04", "2026-11-17"))
+        await pilot.pause()
+        freeze(pilot)
+
+    app = app_factory(day="2025-01-01")  # behind the dialog: the same on any date
+    assert snap_compare(app, run_before=open_days, terminal_size=SIZE)

@@ -21,7 +21,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.screen import Screen
-from textual.widgets import Button, Input, RadioButton, RadioSet, Static
+from textual.widgets import Button, Input, OptionList, RadioButton, RadioSet, Static
 
 from grizz_core.errors import GrizzError
 from grizz_tui.config import DEFAULT_BASE_URL, SPEC_BY_KEY, Settings
@@ -49,6 +49,7 @@ class SetupScreen(Screen[bool]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "later", "Later"),
         Binding("ctrl+s", "save", "Save"),
+        Binding("ctrl+l", "list_models", "List models", show=False),
     ]
 
     def __init__(
@@ -110,6 +111,9 @@ class SetupScreen(Screen[bool]):
                 )
             yield Static("Model")
             yield Input(s.model, placeholder="gpt-4o-mini", id="model")
+            models = OptionList(id="model-list")
+            models.display = False  # filled by Test or ctrl+l when the endpoint lists
+            yield models
             yield Static("", id="setup-result")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Test connection", id="test")
@@ -144,7 +148,7 @@ class SetupScreen(Screen[bool]):
             field.value = model
             field.placeholder = model or "the model's name as your server lists it"
 
-    def candidate(self) -> tuple[Settings, str | None]:
+    def candidate(self, *, require_model: bool = True) -> tuple[Settings, str | None]:
         """The settings and key the form describes (validated, not saved).
 
         Raises:
@@ -157,7 +161,7 @@ class SetupScreen(Screen[bool]):
             return replace(
                 self.settings, provider="local", model=model or self.settings.model
             ), None
-        if not model:
+        if not model and require_model:
             raise GrizzError("Enter a model name (e.g. gpt-4o-mini, llama3.2).")
         if self.kind == "openai":
             key = self.query_one("#key", Input).value.strip() or None
@@ -189,6 +193,46 @@ class SetupScreen(Screen[bool]):
             self.say(await check_connection(settings, key), ok=True)
         except GrizzError as exc:
             self.say(f"✗ {exc}", ok=False)
+            return
+        await self._show_models(settings, key, quiet=True)
+
+    @work(exclusive=True, group="setup-models", exit_on_error=False)
+    async def action_list_models(self) -> None:
+        """ctrl+l: the endpoint's models, listed under the model field."""
+        try:
+            settings, key = self.candidate(require_model=False)
+        except GrizzError as exc:
+            self.say(f"✗ {exc}", ok=False)
+            return
+        self.say("Asking for the models…", ok=True)
+        await self._show_models(settings, key, quiet=False)
+
+    async def _show_models(
+        self, settings: Settings, key: str | None, *, quiet: bool
+    ) -> None:
+        from grizz_tui.tui.screens.models import fetch_models, model_options
+
+        try:
+            models = await fetch_models(settings, key)
+        except GrizzError as exc:
+            if not quiet:
+                self.say(f"✗ {exc}", ok=False)
+            return
+        if not models:
+            if not quiet:
+                self.say("This endpoint does not list its models: type one.", ok=True)
+            return
+        listing = self.query_one("#model-list", OptionList)
+        listing.clear_options()
+        listing.add_options(model_options(models, settings.model))
+        listing.display = True
+        if not quiet:
+            self.say(f"{len(models)} models: Enter on one chooses it.", ok=True)
+
+    @on(OptionList.OptionSelected, "#model-list")
+    def _model_chosen(self, event: OptionList.OptionSelected) -> None:
+        self.query_one("#model", Input).value = event.option.id or ""
+        self.query_one("#model", Input).focus()
 
     def _stored_key(self, settings: Settings) -> str | None:
         from grizz_tui import secrets
