@@ -130,7 +130,13 @@ def _serve(coro: Coroutine[Any, Any, Any]) -> Any:
 def _logging(name: str, settings: ServerSettings, verbose: bool) -> None:
     from grizz_server import logs
 
-    logs.configure(name, settings.logs_path(), verbose=verbose)
+    logs.configure(
+        name,
+        settings.logs_path(),
+        verbose=verbose,
+        max_bytes=settings.log_max_bytes,
+        backups=settings.log_backups,
+    )
 
 
 @app.command()
