@@ -236,8 +236,12 @@ class Worker:
         retryable, reason = classify(exc)
         self.ctx.timings.error(error_kind(exc))
         extra = {"job": attempt.delivery.job_id, "attempt": attempt.attempt}
-        if not isinstance(exc, GrizzError | LookupError):
-            log.error("job crashed", exc_info=exc, extra=extra)
+        if not isinstance(exc, GrizzError | LookupError):  # reported (monitoring)
+            log.error(
+                "job crashed",
+                exc_info=exc,
+                extra={**extra, "user": attempt.delivery.user_id},
+            )
         try:
             outcome = await self.queue.fail(
                 attempt,
