@@ -104,6 +104,7 @@ def _serve(coro: Coroutine[Any, Any, Any]) -> Any:
     import logging
     import os
 
+    from grizz_server import monitoring
     from grizz_server.logs import one_line
     from grizz_server.settings import STARTUP_FAILED, SUPERVISED_ENV, StartupError
 
@@ -122,15 +123,23 @@ def _serve(coro: Coroutine[Any, Any, Any]) -> Any:
     except Exception as exc:
         reason = one_line(exc)
         log.exception("crashed", extra={"reason": reason})
+        monitoring.flush()
         if not supervised:
             typer.echo(f"grizz-server: {reason}", err=True)
         raise typer.Exit(1) from None
 
 
 def _logging(name: str, settings: ServerSettings, verbose: bool) -> None:
-    from grizz_server import logs
+    from grizz_server import logs, monitoring
 
-    logs.configure(name, settings.logs_path(), verbose=verbose)
+    logs.configure(
+        name,
+        settings.logs_path(),
+        verbose=verbose,
+        max_bytes=settings.log_max_bytes,
+        backups=settings.log_backups,
+    )
+    monitoring.init(name)
 
 
 @app.command()

@@ -5,19 +5,14 @@ Must not import: websockets, the core's session, textual.
 
 from __future__ import annotations
 
-import time
 import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
 from grizz_core.errors import GrizzError
-from grizz_server import keys
 from grizz_server.generation import read_run_file
 from grizz_server.preflight import safe_url
 from grizz_server.settings import ServerSettings
-
-STALE_WINDOW_MS = 3_600_000
-"""A dead worker is reported as stale for an hour after its last heartbeat."""
 
 
 @dataclass
@@ -126,8 +121,7 @@ async def _check_redis(
     redis = Redis.from_url(url, socket_connect_timeout=3, socket_timeout=5)
     try:
         await redis.ping()
-        queue = await QueueAdmin(ScriptPipeline(redis), settings).status()
-        live, stale = await _count_workers(redis, heartbeat_ms)
+        queue = await QueueAdmin(ScriptPipeline(redis), settings).status(heartbeat_ms)
     except (RedisError, OSError) as exc:
         report.add("redis", False, f"{safe_url(url)} unreachable ({exc})")
         return
@@ -139,8 +133,8 @@ async def _check_redis(
         pending=queue.pending,
         delayed=queue.delayed,
         dead=queue.dead,
-        live_workers=live,
-        stale_workers=stale,
+        live_workers=queue.live_workers,
+        stale_workers=queue.stale_workers,
     )
     report.add(
         "queue",
@@ -150,38 +144,13 @@ async def _check_redis(
     )
     hint = " (inspect with `grizz-server dlq list`)" if queue.dead else ""
     report.add("dead letters", True, f"{queue.dead}{hint}")
-    detail = f"{live} alive"
-    if stale:
-        detail += f", {stale} stale (stopped sending heartbeats in the past hour)"
-    report.add("workers", bool(live), detail)
-
-
-async def _count_workers(redis: Any, heartbeat_ms: int) -> tuple[int, int]:
-    """(live, stale) workers.
-
-    A worker refreshes `grizz:worker:{name}` (TTL 3 heartbeats) every
-    heartbeat; it is live while that key has more than one heartbeat of TTL
-    left (it beat within the last two). A killed worker's key lingers for up
-    to three heartbeats and its name stays in `grizz:workers`: it counts as
-    stale if it beat within the past hour (older ones are history).
-    """
-    now_ms = time.time() * 1000
-    seen = {
-        str(name, "utf-8", "replace") if isinstance(name, bytes) else str(name): score
-        for name, score in await redis.zrangebyscore(
-            keys.WORKERS, now_ms - STALE_WINDOW_MS, "+inf", withscores=True
+    detail = f"{queue.live_workers} alive"
+    if queue.stale_workers:
+        detail += (
+            f", {queue.stale_workers} stale (stopped sending heartbeats in the "
+            "past hour)"
         )
-    }
-    async for key in redis.scan_iter(match=keys.worker("*"), count=500):
-        text = str(key, "utf-8", "replace") if isinstance(key, bytes) else str(key)
-        seen.setdefault(text.removeprefix(keys.worker("")), now_ms)
-    live = stale = 0
-    for name in seen:
-        if await redis.pttl(keys.worker(name)) > heartbeat_ms:
-            live += 1
-        else:
-            stale += 1
-    return live, stale
+    report.add("workers", bool(queue.live_workers), detail)
 
 
 def _check_gateway(host: str, port: int, report: Report) -> None:

@@ -17,6 +17,8 @@ One module so a reader (or `grizz-server check`) can see the whole key space:
 - `grizz:gateway:{id}:inbox` (stream): a copy of every output entry of the
   jobs of that gateway's users (`queue/scripts.py` builds this name in Lua).
 - `grizz:worker:{name}` (string, PX): a live worker's heartbeat.
+- `grizz:metrics:{metric}` (hash): the workers' histograms and counters,
+  flushed with each heartbeat, rendered by every gateway's /metrics.
 - `grizz:failing` (hash): processes a launcher left stopped after too many
   crashes, `host:GRIZZ_HOME/name` → why (read by /healthz).
 - `grizz:tokens:revoked` (pub/sub channel): ids (or unique id prefixes) of
@@ -79,3 +81,12 @@ def gateway_inbox(gateway_id: str) -> str:
 
 def worker(name: str) -> str:
     return f"{PREFIX}:worker:{name}"
+
+
+METRIC_PREFIX = f"{PREFIX}:metrics:"
+"""Hashes of the workers' histograms and counters (`grizz_server/timings.py`):
+`grizz:metrics:{metric}` → bucket index / `sum` / `count` (or label → count)."""
+
+
+def metric(name: str) -> str:
+    return METRIC_PREFIX + name

@@ -1,5 +1,8 @@
 """Structured logging: one JSON object per line, to stderr and a per-process file.
 
+The file rotates at `log_max_bytes` keeping `log_backups` old ones
+(`gateway.log.1` …), each readable by the server's user only.
+
 Under systemd (`INVOCATION_ID` or `JOURNAL_STREAM` in the environment, which
 the launcher's children inherit) the journal already keeps stderr, so no
 second copy goes to disk: the per-process file then receives only the records
@@ -16,8 +19,10 @@ Must not import: redis, websockets, the store, the core.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import logging
+import logging.handlers
 import os
 import re
 import sys
@@ -87,21 +92,40 @@ def _has_reason(record: logging.LogRecord) -> bool:
     return bool(getattr(record, "reason", None))
 
 
+class _PrivateRotatingFile(logging.handlers.RotatingFileHandler):
+    """A rotating log file created 0600: logs name users and quote their errors."""
+
+    def _open(self) -> io.TextIOWrapper:
+        stream = super()._open()
+        os.chmod(self.baseFilename, 0o600)
+        return stream
+
+
 def configure(
-    process_name: str, log_dir: Path | None, *, verbose: bool = False
+    process_name: str,
+    log_dir: Path | None,
+    *,
+    verbose: bool = False,
+    max_bytes: int = 0,
+    backups: int = 0,
 ) -> None:
     """Send every `grizz_server` log record to stderr and `log_dir/<name>.log`
-    (under systemd, only the records with a `reason` to the file)."""
+    (under systemd, only the records with a `reason` to the file), rotated at
+    `max_bytes` (0: never) keeping `backups` old files."""
     formatter = JsonFormatter(process_name)
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_dir is not None:
         log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         log_file = log_dir / f"{process_name}.log"
-        file_handler = logging.FileHandler(log_file, encoding="utf-8")
+        file_handler = _PrivateRotatingFile(
+            log_file,
+            maxBytes=max(0, max_bytes),
+            backupCount=max(0, backups),
+            encoding="utf-8",
+        )
         if under_systemd():
             file_handler.addFilter(_has_reason)
         handlers.append(file_handler)
-        log_file.chmod(0o600)  # logs name users and quote their errors
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from pathlib import Path
 
 from grizz_core.errors import ConfigError
@@ -51,6 +52,8 @@ async def preflight(settings: ServerSettings) -> None:
 def child_reason(log_file: Path, offset: int = 0) -> str:
     """Why a child stopped: the `reason` of its last record past `offset`."""
     with contextlib.suppress(OSError), log_file.open("rb") as handle:
+        if os.fstat(handle.fileno()).st_size < offset:
+            offset = 0  # rotated since: the reason is in the new file
         handle.seek(offset)
         for line in reversed(handle.read().decode(errors="replace").splitlines()):
             with contextlib.suppress(ValueError):

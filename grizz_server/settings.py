@@ -16,6 +16,7 @@ Must not import: redis, websockets, the store, the companion, the providers.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -37,6 +38,7 @@ from grizz_core.settings import (
     specs,
 )
 
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 ENV_PREFIX = "GRIZZ_SERVER_"
 CONFIG_ENV = "GRIZZ_SERVER_CONFIG"
 """Names the server's TOML file (default: GRIZZ_HOME's server/server.toml)."""
@@ -169,6 +171,23 @@ class ServerSettings(ProviderSettings):
     log_dir: str = setting(
         "", "Directory of the per-process JSON logs; empty = GRIZZ_HOME/server/logs."
     )
+    log_max_bytes: int = setting(
+        10 * 1024 * 1024,
+        "Size at which a per-process log file is rotated (0 = never rotate).",
+    )
+    log_backups: int = setting(
+        5, "Rotated log files kept per process (`gateway.log.1` … `.N`)."
+    )
+    trusted_proxies: str = setting(
+        "",
+        "Comma-separated addresses or networks (CIDR) of reverse proxies: when "
+        "the peer is one, logs name the client from `X-Forwarded-For`.",
+    )
+    metrics_token: str = setting(
+        "",
+        "Bearer token `GET /metrics` requires (401 without it); empty = open.",
+        secret=True,
+    )
     api_key: str = setting(
         "",
         "Key of the OpenAI-compatible endpoint the workers call; empty = none.",
@@ -258,6 +277,19 @@ def check_url(url: str, what: str, *, schemes: tuple[str, ...] = ()) -> None:
     problem = url_problem(url, schemes=schemes)
     if problem:
         raise ConfigError(f"{what} {mask_password(url)!r} is not usable: {problem}.")
+
+
+def proxy_networks(text: str) -> tuple[IPNetwork, ...]:
+    """`trusted_proxies` parsed ("10.0.0.1, 10.1.0.0/16").
+
+    Raises:
+        ValueError: an entry is not an address or network.
+    """
+    return tuple(
+        ipaddress.ip_network(part.strip(), strict=False)
+        for part in text.split(",")
+        if part.strip()
+    )
 
 
 def env_name(spec: Spec) -> str:
@@ -360,6 +392,13 @@ def _check_value(name: str, value: Any, raw: Any, where: str) -> None:
                     f"Server setting {where} {mask_password(value)!r} is not "
                     f"usable: its database '{db}' is not a number."
                 )
+    if name == "trusted_proxies":
+        try:
+            proxy_networks(value)
+        except ValueError as exc:
+            raise ConfigError(
+                f"Server setting {where} must list IP addresses or networks: {exc}."
+            ) from None
     if name == "port" and not 0 <= value <= 65535:
         raise ConfigError(
             f"Server setting {where} must be a port from 1 to 65535 "

@@ -4,7 +4,9 @@
 server answers 401 when it gives None); `from_hello` waits up to
 `auth_timeout_s` for a `hello` frame from a device that cannot send headers.
 Every failure is counted and logged with its reason and the remote address,
-never the token.
+never the token; behind a trusted reverse proxy (`trusted_proxies`) the
+address is the client's from `X-Forwarded-For`, and the proxy's is logged as
+`proxy`.
 
 Must not import: the gateway's server (it builds on this), the core's session
 or provider, textual.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import logging
 
@@ -24,6 +27,7 @@ from grizz_core import protocol as p
 from grizz_core.errors import ProtocolError
 from grizz_server.gateway.connection import CLOSE_BAD_HELLO, CLOSE_UNAUTHORIZED
 from grizz_server.gateway.context import GatewayContext
+from grizz_server.settings import IPNetwork, proxy_networks
 from grizz_server.store import Principal
 
 log = logging.getLogger(__name__)
@@ -128,13 +132,41 @@ def _failed(ctx: GatewayContext, ws: ServerConnection, reason: str) -> None:
     """Count and log one failed authentication (its reason, never the token)."""
     ctx.metrics.inc("grizz_auth_failures_total")
     remote = ws.remote_address
-    log.warning(
-        "authentication failed",
-        extra={
-            "reason": reason,
-            "remote": f"{remote[0]}:{remote[1]}" if remote else "",
-        },
+    peer = f"{remote[0]}:{remote[1]}" if remote else ""
+    request = getattr(ws, "request", None)
+    forwarded = request.headers.get("X-Forwarded-For", "") if request else ""
+    client = client_address(
+        str(remote[0]) if remote else "",
+        forwarded,
+        proxy_networks(ctx.settings.trusted_proxies),
     )
+    extra = {"reason": reason, "remote": peer}
+    if remote and client != str(remote[0]):
+        extra |= {"remote": client, "proxy": peer}
+    log.warning("authentication failed", extra=extra)
+
+
+def client_address(
+    peer: str, forwarded_for: str, trusted: tuple[IPNetwork, ...]
+) -> str:
+    """The client's address: `peer`, or, when `peer` is a trusted proxy, the
+    right-most address of `X-Forwarded-For` that is not a trusted proxy
+    (entries left of it could be forged by the client)."""
+    if not _trusted(peer, trusted):
+        return peer
+    hops = [h.strip() for h in forwarded_for.split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not _trusted(hop, trusted):
+            return hop
+    return hops[0] if hops else peer
+
+
+def _trusted(address: str, trusted: tuple[IPNetwork, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in trusted)
 
 
 def _type_of(raw: str | bytes) -> str:

@@ -204,7 +204,10 @@ class Connection:
                 )
             )
         except Exception:
-            log.exception("error serving a frame", extra={"type": frame.TYPE})
+            log.exception(
+                "error serving a frame",
+                extra={"type": frame.TYPE, "user": self.user_id},
+            )
             await self.emit(
                 p.Error(
                     code=p.INTERNAL,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
 import logging
 import os
@@ -36,13 +37,14 @@ from websockets.http11 import Request, Response
 from grizz_core.errors import GrizzError
 from grizz_server import keys
 from grizz_server.aio import settle_heap
-from grizz_server.gateway import auth, revocation
+from grizz_server.gateway import auth, metrics, revocation
 from grizz_server.gateway.connection import Connection
 from grizz_server.gateway.context import GatewayContext
 from grizz_server.gateway.hub import Hub
 from grizz_server.gateway.metrics import Metrics
 from grizz_server.gateway.streams import JobStreams
 from grizz_server.logs import one_line
+from grizz_server.queue.admin import QueueAdmin
 from grizz_server.queue.admission import JobAdmission
 from grizz_server.queue.jobs import as_text, connect_redis
 from grizz_server.queue.pipeline import ScriptPipeline
@@ -68,6 +70,8 @@ class Gateway:
             metrics=Metrics(),
         )
         """What each connection and its frame handlers work with."""
+        self.admin = QueueAdmin(ScriptPipeline(redis), settings)
+        """Queue figures and live workers for /metrics (as `check` counts them)."""
         self.connections = 0
         self.token_check_s = revocation.TOKEN_CHECK_S
         """Seconds between the sweeps that re-check every connection's token."""
@@ -136,12 +140,7 @@ class Gateway:
         if path == "/healthz":
             return await self._healthz(connection)
         if path == "/metrics":
-            text = await self.context.metrics.render(
-                connections=self.connections, redis=self.redis
-            )
-            return _response(
-                connection, HTTPStatus.OK, text, "text/plain; version=0.0.4"
-            )
+            return await self._metrics(connection, request)
         header = request.headers.get("Authorization", "")
         if not header:
             return None  # authenticate with a `hello` frame instead
@@ -155,6 +154,27 @@ class Gateway:
             )
         connection.grizz_principal = principal  # type: ignore[attr-defined]
         return None
+
+    async def _metrics(
+        self, connection: ServerConnection, request: Request
+    ) -> Response:
+        """The Prometheus page; with `metrics_token` set, only for its bearer."""
+        want = self.context.settings.metrics_token
+        if want:
+            scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(
+                given.strip().encode(), want.encode()
+            ):
+                return _response(
+                    connection,
+                    HTTPStatus.UNAUTHORIZED,
+                    "GET /metrics needs Authorization: Bearer <metrics_token>.\n",
+                    "text/plain",
+                )
+        body = await self.context.metrics.render(
+            connections=self.connections, admin=self.admin
+        )
+        return _response(connection, HTTPStatus.OK, body, metrics.CONTENT_TYPE)
 
     async def _healthz(self, connection: ServerConnection) -> Response:
         problems: list[str] = []
@@ -192,13 +212,18 @@ class Gateway:
 
 
 def _response(
-    connection: ServerConnection, status: HTTPStatus, body: str, content_type: str
+    connection: ServerConnection,
+    status: HTTPStatus,
+    body: str | bytes,
+    content_type: str,
 ) -> Response:
-    response = connection.respond(status, body)
+    data = body.encode() if isinstance(body, str) else body
+    response = connection.respond(status, "")
+    response.body = data
     response.headers = Headers(
         [
             ("Content-Type", content_type),
-            ("Content-Length", str(len(body.encode()))),
+            ("Content-Length", str(len(data))),
             ("Connection", "close"),
         ]
     )

@@ -1,6 +1,8 @@
 """The operators' side of the job queue: dead letters, requeue, queue figures.
 
-Used by `grizz-server dlq` and `grizz-server check`; never on a hot path.
+Used by `grizz-server dlq`, `grizz-server check` and the gateway's /metrics
+(`status()` is the one place queue figures and live workers are counted);
+never on a hot path.
 
 Must not import: websockets, the store, the core.
 """
@@ -8,7 +10,9 @@ Must not import: websockets, the store, the core.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+import json
+import time
+from dataclasses import dataclass, field
 from typing import cast
 
 from redis.asyncio import Redis
@@ -32,6 +36,18 @@ class QueueStatus:
     """Jobs waiting out a retry's backoff."""
     dead: int
     """Dead letters."""
+    backlog: int = 0
+    """Entries in the jobs stream (trimmed to about `jobs_maxlen`)."""
+    live_workers: int = 0
+    """Workers whose heartbeat key has more than one heartbeat of TTL left."""
+    stale_workers: int = 0
+    """Workers that beat within the past hour but are not live now."""
+    workers: dict[str, dict[str, float]] = field(default_factory=dict)
+    """What each live worker's last heartbeat said (pid, jobs, rss, cpu_s)."""
+
+
+STALE_WINDOW_MS = 3_600_000
+"""A dead worker is reported as stale for an hour after its last heartbeat."""
 
 
 class QueueAdmin:
@@ -102,15 +118,67 @@ class QueueAdmin:
                 await self.redis.delete(keys.job_info(job), keys.job_out(job))
         return dropped
 
-    async def status(self) -> QueueStatus:
-        """Count unfinished, pending, delayed and dead jobs.
+    async def status(self, heartbeat_ms: int | None = None) -> QueueStatus:
+        """Count unfinished, pending, delayed and dead jobs, and the workers.
 
-        `pending` is 0 while the workers' group does not exist yet.
+        Workers come from the `grizz:workers` zset (no SCAN): one is live
+        while its heartbeat key (TTL 3 heartbeats, refreshed every heartbeat)
+        has more than one heartbeat of TTL left; a worker that beat within
+        the past hour and is not live is stale. `heartbeat_ms` is the
+        workers' (default: this process's setting). `pending` is 0 while the
+        workers' group does not exist yet.
         """
-        depth = await self.redis.zcard(keys.INFLIGHT)
-        delayed = await self.redis.zcard(keys.DELAYED)
-        dead = await self.redis.xlen(keys.DLQ)
+        beat = heartbeat_ms or self.settings.heartbeat_ms
+        now_ms = time.time() * 1000
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zcard(keys.INFLIGHT)
+        pipe.zcard(keys.DELAYED)
+        pipe.xlen(keys.DLQ)
+        pipe.xlen(keys.JOBS)
+        pipe.zrangebyscore(keys.WORKERS, now_ms - STALE_WINDOW_MS, "+inf")
+        depth, delayed, dead, backlog, names = await pipe.execute()
         pending = 0
         with contextlib.suppress(RedisError):
             pending = int((await self.redis.xpending(keys.JOBS, keys.GROUP))["pending"])
-        return QueueStatus(depth, pending, delayed, dead)
+        live = await self._live_workers([as_text(n) for n in names], beat)
+        return QueueStatus(
+            depth,
+            pending,
+            delayed,
+            dead,
+            backlog,
+            len(live),
+            len(names) - len(live),
+            live,
+        )
+
+    async def _live_workers(
+        self, names: list[str], heartbeat_ms: int
+    ) -> dict[str, dict[str, float]]:
+        if not names:
+            return {}
+        pipe = self.redis.pipeline(transaction=False)
+        for name in names:
+            pipe.pttl(keys.worker(name))
+            pipe.get(keys.worker(name))
+        replies = await pipe.execute()
+        live: dict[str, dict[str, float]] = {}
+        for name, ttl, info in zip(names, replies[::2], replies[1::2], strict=True):
+            if ttl > heartbeat_ms:
+                live[name] = _heartbeat(info)
+        return live
+
+
+def _heartbeat(raw: bytes | str | None) -> dict[str, float]:
+    """A heartbeat's numbers (pid, jobs, rss, cpu_s); {} when unreadable."""
+    try:
+        data = json.loads(raw or b"{}")
+    except ValueError:
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {
+        k: float(v)
+        for k, v in data.items()
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    }

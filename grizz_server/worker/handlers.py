@@ -17,8 +17,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from redis.asyncio import Redis
@@ -32,6 +33,7 @@ from grizz_server.queue.leases import JobLeases
 from grizz_server.settings import ServerSettings
 from grizz_server.store import ServerStore, UserStore
 from grizz_server.store.user import merge_patch
+from grizz_server.timings import FIRST_TOKEN, PROVIDER_LATENCY, Timings
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,8 @@ class WorkerContext:
     store: ServerStore
     provider: Provider
     settings: ServerSettings
+    timings: Timings = field(default_factory=Timings)
+    """Observations flushed to Redis with each heartbeat (/metrics)."""
 
 
 async def generate_reply(ctx: WorkerContext, attempt: Attempt) -> Message:
@@ -79,11 +83,15 @@ async def generate_reply(ctx: WorkerContext, attempt: Attempt) -> Message:
     )
     final: Message | None = None
     output = Output(ctx.queue, attempt)
+    started, first = time.monotonic(), True
     try:
         events = session.respond(user_message, reply_id=attempt.reply_id)
         async with contextlib.aclosing(events):
             async for event in events:
                 if isinstance(event, TextDelta):
+                    if first:
+                        first = False
+                        ctx.timings.observe(FIRST_TOKEN, time.monotonic() - started)
                     await output.add("chunk", event.text)
                 elif isinstance(event, ToolUsed):
                     await output.add("tool", event.name, event.summary)
@@ -91,6 +99,7 @@ async def generate_reply(ctx: WorkerContext, attempt: Attempt) -> Message:
                     final = event.message
         if final is None:  # respond() always ends with ReplyFinished or raises
             raise RuntimeError("The reply ended without a final message.")
+        ctx.timings.observe(PROVIDER_LATENCY, time.monotonic() - started)
         return await _finish(ctx, attempt, user_store, final, await output.rest())
     finally:
         await output.close()

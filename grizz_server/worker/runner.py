@@ -43,6 +43,7 @@ from grizz_server.queue.jobs import Attempt, Delivery, connect_redis
 from grizz_server.queue.leases import JobLeases
 from grizz_server.queue.pipeline import ScriptPipeline
 from grizz_server.settings import ServerSettings, startup_failure
+from grizz_server.timings import JOB_DURATION, QUEUE_WAIT
 from grizz_server.worker.handlers import Fenced, WorkerContext, generate_reply
 
 log = logging.getLogger(__name__)
@@ -177,6 +178,10 @@ class Worker:
             "job started",
             extra={"job": begun.delivery.job_id, "attempt": begun.attempt},
         )
+        started = time.time()
+        queued_ms = begun.delivery.entry.partition("-")[0]
+        if queued_ms.isdigit():
+            self.ctx.timings.observe(QUEUE_WAIT, started - int(queued_ms) / 1000)
         job = asyncio.create_task(generate_reply(self.ctx, begun))
         keeper = asyncio.create_task(self._keep_lease(begun, job))
         try:
@@ -184,6 +189,7 @@ class Worker:
         finally:
             keeper.cancel()
             self.queue.forget(begun)
+            self.ctx.timings.observe(JOB_DURATION, time.time() - started)
 
     async def _keep_lease(self, attempt: Attempt, job: asyncio.Task[object]) -> None:
         period = self.settings.lease_ms / 3000
@@ -228,9 +234,14 @@ class Worker:
 
     async def _fail(self, attempt: Attempt, exc: Exception) -> None:
         retryable, reason = classify(exc)
+        self.ctx.timings.error(error_kind(exc))
         extra = {"job": attempt.delivery.job_id, "attempt": attempt.attempt}
-        if not isinstance(exc, GrizzError | LookupError):
-            log.error("job crashed", exc_info=exc, extra=extra)
+        if not isinstance(exc, GrizzError | LookupError):  # reported (monitoring)
+            log.error(
+                "job crashed",
+                exc_info=exc,
+                extra={**extra, "user": attempt.delivery.user_id},
+            )
         try:
             outcome = await self.queue.fail(
                 attempt,
@@ -265,11 +276,48 @@ class Worker:
             with contextlib.suppress(*REDIS_DOWN, RedisError):
                 now = int(time.time() * 1000)
                 info = json.dumps(
-                    {"pid": os.getpid(), "jobs": len(self.tasks), "ts": now}
+                    {
+                        "pid": os.getpid(),
+                        "jobs": len(self.tasks),
+                        "ts": now,
+                        "rss": resident_bytes(),
+                        "cpu_s": round(time.process_time(), 3),
+                    }
                 )
                 await self.ctx.redis.set(keys.worker(self.name), info, px=ms * 3)
                 await self.ctx.redis.zadd(keys.WORKERS, {self.name: now})
+                await self.ctx.timings.flush(self.ctx.redis)
             await asyncio.sleep(ms / 1000)
+
+
+def resident_bytes() -> int:
+    """This process's resident memory (0 where /proc is not there)."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def error_kind(exc: Exception) -> str:
+    """A failed attempt's kind for `grizz_provider_errors_total{kind}`: a
+    handful of values (`http_429`, `http_5xx`, `network`, …), never text."""
+    if isinstance(exc, ProviderError):
+        if exc.status is None:
+            return "network" if exc.retryable else "provider"
+        if exc.status in (401, 403, 404, 408, 409, 413, 429):
+            return f"http_{exc.status}"
+        return f"http_{exc.status // 100}xx"
+    for kind, types in (
+        ("auth", AuthError),
+        ("config", ConfigError),
+        ("store", StoreError),
+        ("lookup", LookupError),
+        ("other", GrizzError),
+    ):
+        if isinstance(exc, types):
+            return kind
+    return "internal"
 
 
 def classify(exc: Exception) -> tuple[bool, str]:
