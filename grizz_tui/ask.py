@@ -160,7 +160,7 @@ def _open_store(ephemeral: bool):  # type: ignore[no-untyped-def]
 
     if ephemeral:
         return LocalChatStore(open_database(_memory_path()))
-    db = open_database(check=True)  # a damaged file: one line, nothing written
+    db = open_database(check="daily")  # a damaged file: one line, nothing written
     recover_orphans(db)
     return LocalChatStore(db)
 

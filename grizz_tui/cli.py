@@ -9,6 +9,7 @@ error's code; no traceback reaches the user.
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 from typing import Annotated
 
@@ -271,3 +272,9 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+    except sqlite3.DatabaseError as exc:  # damage found after a daily check passed
+        from grizz_core import paths
+        from grizz_tui.store.db import store_error
+
+        print(f"grizz: {store_error(paths.db_path(), exc)}", file=sys.stderr)
+        sys.exit(1)

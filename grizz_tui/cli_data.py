@@ -22,7 +22,7 @@ def _database() -> Iterator[Any]:
     from grizz_tui.store.db import open_database, translate_errors
 
     try:
-        db = open_database(check=True)
+        db = open_database(check="daily")
         with translate_errors(db.path):
             yield db
     except GrizzError as exc:
