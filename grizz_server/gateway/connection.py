@@ -46,6 +46,19 @@ SENT_MEMORY = 64
 """How many of its own jobs a connection remembers (their hub events are skipped)."""
 
 
+WELCOME_LIMITS = (
+    "max_frame_bytes",
+    "max_message_chars",
+    "rate_per_minute",
+    "rate_burst",
+    "max_active_per_user",
+    "max_pull",
+    "max_push",
+    "idle_timeout_s",
+)
+"""The settings a device is told in `welcome.limits`, under their own names."""
+
+
 class Connection:
     """An authenticated device; `user_id` scopes everything it can touch."""
 
@@ -148,16 +161,7 @@ class Connection:
             device=self.principal.device,
             cursor=await self.store.current_seq(),
             active_jobs=await self._active_jobs(),
-            limits={
-                "max_frame_bytes": s.max_frame_bytes,
-                "max_message_chars": s.max_message_chars,
-                "rate_per_minute": s.rate_per_minute,
-                "rate_burst": s.rate_burst,
-                "max_active_jobs": s.max_active_per_user,
-                "max_pull": s.max_pull,
-                "max_push": s.max_push,
-                "idle_timeout_s": s.idle_timeout_s,
-            },
+            limits={name: getattr(s, name) for name in WELCOME_LIMITS},
         )
 
     async def _active_jobs(self) -> list[str]:

@@ -315,3 +315,15 @@ class TestCloseCodes:
         await device.wait_for(lambda: device.closed is not None)
         assert isinstance(device.closed, ConnectionClosed)
         assert device.closed.rcvd is not None and device.closed.rcvd.code == 1007
+
+
+class TestWelcome:
+    async def test_the_limits_are_the_settings_under_their_own_names(
+        self, stack: Stack
+    ) -> None:
+        device = await stack.device("alice")
+        welcome = await device.wait_for(lambda: device.frame(p.Welcome))
+        assert welcome.limits  # a device sizes its pushes and pings by them
+        for name, value in welcome.limits.items():
+            assert getattr(stack.settings, name) == value, name
+        await device.close()

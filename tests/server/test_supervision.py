@@ -143,6 +143,14 @@ def test_a_killed_embedded_redis_is_restarted_from_its_aof(supervised: Path) -> 
         client = redis.Redis.from_url(url)
         client.set("grizz:test:kept", "1")
         client.close()
+        # appendfsync everysec: Redis may postpone the write while a background
+        # fsync runs (a loaded machine); kill it once the key is in the AOF
+        aof = supervised / "server" / "redis" / "appendonlydir"
+        _until(
+            lambda: any(b"grizz:test:kept" in f.read_bytes() for f in aof.iterdir()),
+            10,
+            "the key is in the AOF",
+        )
         os.kill(old, signal.SIGKILL)
         _until(lambda: _gone(old), 10, "the killed redis-server is reaped")
         _until(lambda: _healthz(port), 10, "healthy again")
