@@ -311,3 +311,14 @@ def run_cli(
         timeout=timeout,
         env={**os.environ, **(env or {})},
     )
+
+
+def provider_env_vars(fake: Any) -> dict[str, str]:
+    """The environment that points a grizz-server process at the fake provider
+    (no HTTP retries of its own: the queue's attempts are the budget)."""
+    return {
+        "OPENAI_BASE_URL": fake.base_url,
+        "OPENAI_API_KEY": "sk-test",
+        "GRIZZ_SERVER_MODEL": "fake-model",
+        "GRIZZ_SERVER_MAX_RETRIES": "0",
+    }

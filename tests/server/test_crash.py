@@ -20,7 +20,7 @@ from grizz_server.redis_server import RedisProcess, free_port
 from grizz_server.settings import ServerSettings
 from tests.fakes.openai_server import FakeOpenAI, Text
 from tests.server.conftest import Stack, start_stack, stop_stack
-from tests.server.harness import Device, ProcessPool, Reply
+from tests.server.harness import Device, ProcessPool, Reply, provider_env_vars
 
 TRIALS = int(os.environ.get("GRIZZ_CRASH_TRIALS", "50"))
 REPLY = "Bears nap in the warm afternoon sun and dream of honey. " * 2
@@ -56,24 +56,15 @@ def crash_settings(server_settings: ServerSettings) -> ServerSettings:
     )
 
 
-def _provider_env(fake: FakeOpenAI) -> dict[str, str]:
-    return {
-        "OPENAI_BASE_URL": fake.base_url,
-        "OPENAI_API_KEY": "sk-test",
-        "GRIZZ_SERVER_MODEL": "fake-model",
-        "GRIZZ_SERVER_MAX_RETRIES": "0",
-    }
-
-
 @pytest.fixture
 def pool(
     crash_settings: ServerSettings,
     slow_fake: FakeOpenAI,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[ProcessPool]:
-    for name, value in _provider_env(slow_fake).items():
+    for name, value in provider_env_vars(slow_fake).items():
         monkeypatch.setenv(name, value)
-    processes = ProcessPool(crash_settings, _provider_env(slow_fake))
+    processes = ProcessPool(crash_settings, provider_env_vars(slow_fake))
     try:
         yield processes
     finally:
@@ -242,7 +233,7 @@ async def test_redis_restart_mid_reply(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    for name, value in _provider_env(slow_fake).items():
+    for name, value in provider_env_vars(slow_fake).items():
         monkeypatch.setenv(name, value)
     redis_proc = RedisProcess(tmp_path / "redis", persist=True).start()
     settings = dataclasses.replace(crash_settings, redis_url=redis_proc.url)

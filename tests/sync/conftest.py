@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,6 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from grizz_server.gateway.server import RunningGateway
-from grizz_server.settings import ServerSettings
 from grizz_tui.cli import app
 from grizz_tui.store.db import Database, open_database
 from tests.server.conftest import (
@@ -29,8 +28,7 @@ from tests.server.conftest import (
     redis_url,
     server_settings,
     sqlite_url,
-    start_stack,
-    stop_stack,
+    stack,
 )
 
 __all__ = [
@@ -39,6 +37,7 @@ __all__ = [
     "redis_url",
     "server_settings",
     "sqlite_url",
+    "stack",
 ]
 
 
@@ -87,17 +86,6 @@ def homes(tmp_path: Path) -> Callable[[str], Home]:
         return Home(path)
 
     return make
-
-
-@pytest.fixture
-async def stack(
-    server_settings: ServerSettings, provider_env: Any
-) -> AsyncIterator[Stack]:
-    running = await start_stack(server_settings)
-    try:
-        yield running
-    finally:
-        await stop_stack(running)
 
 
 async def stop_gateway(stack: Stack) -> int:

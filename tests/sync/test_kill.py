@@ -22,7 +22,7 @@ from grizz_server.redis_server import free_port
 from grizz_server.settings import ServerSettings
 from tests.fakes.openai_server import FakeOpenAI, Text
 from tests.server.conftest import Stack, start_stack, stop_stack
-from tests.server.harness import ProcessPool, until
+from tests.server.harness import ProcessPool, provider_env_vars, until
 from tests.sync.conftest import Home
 
 REPLY = "Bears fish at dawn, nap at noon, and tell long stories by the fire at night."
@@ -34,21 +34,12 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def slow_fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenAI]:
     fake = FakeOpenAI(default=Text(REPLY, chunk=3, delay=0.06)).start()
-    for name, value in _provider_env(fake).items():
+    for name, value in provider_env_vars(fake).items():
         monkeypatch.setenv(name, value)
     try:
         yield fake
     finally:
         fake.stop()
-
-
-def _provider_env(fake: FakeOpenAI) -> dict[str, str]:
-    return {
-        "OPENAI_BASE_URL": fake.base_url,
-        "OPENAI_API_KEY": "sk-test",
-        "GRIZZ_SERVER_MODEL": "fake-model",
-        "GRIZZ_SERVER_MAX_RETRIES": "0",
-    }
 
 
 @pytest.fixture
@@ -66,7 +57,7 @@ def kill_settings(server_settings: ServerSettings) -> ServerSettings:
 
 @pytest.fixture
 def pool(kill_settings: ServerSettings, slow_fake: FakeOpenAI) -> Iterator[ProcessPool]:
-    processes = ProcessPool(kill_settings, _provider_env(slow_fake))
+    processes = ProcessPool(kill_settings, provider_env_vars(slow_fake))
     try:
         yield processes
     finally:
