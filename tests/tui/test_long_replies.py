@@ -115,3 +115,58 @@ class TestProvider:
             # Building it on the send (a TLS context) stalled the screen.
             await wait_until(pilot, lambda: app.backend._provider is not None)
             assert provider_env.requests == []
+
+
+class TestLayoutStaysCached:
+    async def test_culling_does_not_restyle_the_reply(
+        self,
+        app_factory: Callable[..., GrizzApp],
+        provider_env: object,
+        seed: Seed,
+        today: str,
+    ) -> None:
+        """Culling a reply is a marker class: restyling its hundreds of blocks
+        (what Textual does on a class change) held the screen while streaming."""
+        from grizz_tui.tui.widgets.culling import set_culled
+
+        seed(today, ("user", "question"), ("assistant", long_reply(0)))
+        app = app_factory()
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_ready(pilot)
+            conversation = app.chat.conversation
+            await wait_until(pilot, lambda: len(conversation.views) == 2)
+            view = conversation.views[1]
+            await wait_until(pilot, lambda: bool(view.outer_size.height))
+            restyled: list[object] = []
+            update_styles = app.update_styles
+
+            def spy(node: object, animate: bool = True) -> None:
+                restyled.append(node)
+                update_styles(node, animate)  # type: ignore[arg-type]
+
+            app.update_styles = spy  # type: ignore[method-assign]
+            set_culled(view, True)
+            set_culled(view, False)
+            assert view not in restyled
+
+    async def test_a_growing_reply_keeps_its_blocks_arranged(
+        self,
+        app_factory: Callable[..., GrizzApp],
+        provider_env: object,
+        seed: Seed,
+        today: str,
+    ) -> None:
+        """The blocks of a reply are placed the same whatever its height, so a
+        streaming reply (taller on each flush) reuses the arrangement."""
+        from textual.geometry import Size
+
+        seed(today, ("user", "question"), ("assistant", long_reply(0)))
+        app = app_factory()
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_ready(pilot)
+            conversation = app.chat.conversation
+            await wait_until(pilot, lambda: len(conversation.views) == 2)
+            markdown = conversation.views[1].markdown
+            await wait_until(pilot, lambda: bool(markdown.children))
+            short = markdown.arrange(Size(90, 100))
+            assert markdown.arrange(Size(90, 140)) is short

@@ -38,7 +38,10 @@ def set_culled(widget: Widget, culled: bool) -> bool:
         child.display = not culled
     if not culled:
         widget.styles.height = None  # back to the stylesheet's height
-    widget.set_class(culled, CULLED)
+    # A marker only (no stylesheet rule names it): with `update`, Textual would
+    # restyle the widget and every descendant (hundreds of Markdown blocks, the
+    # slowest key presses while a reply streams).
+    widget.set_class(culled, CULLED, update=False)
     return True
 
 

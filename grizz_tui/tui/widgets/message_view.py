@@ -25,6 +25,7 @@ from textual import on
 from textual.binding import BindingType
 from textual.containers import Vertical
 from textual.content import Content
+from textual.geometry import Size
 from textual.widgets import Markdown, Static
 
 from grizz_tui.tui.keys import rebindable
@@ -38,6 +39,7 @@ from grizz_tui.tui.widgets.culling import Window, cull_all, is_culled, set_culle
 
 if TYPE_CHECKING:
     from textual.app import ComposeResult
+    from textual.layout import DockArrangeResult
     from textual.timer import Timer
     from textual.widgets.markdown import MarkdownStream
 
@@ -56,6 +58,21 @@ BADGES = {
     "error": "failed",
     "complete": "",
 }
+
+
+class ReplyMarkdown(Markdown):
+    """A reply's Markdown, laid out independently of its own height.
+
+    Textual arranges a container at its size, and every block's box model,
+    down to each list item, is cached under that size: a streaming reply
+    grows on each flush, so every block of it near the viewport was laid out
+    again (the slowest key presses while a reply streams). Its blocks all
+    have `height: auto`, so where they go does not depend on the height
+    given: arranging at height 0 gives the same places under a stable key.
+    """
+
+    def arrange(self, size: Size, optimal: bool = False) -> DockArrangeResult:
+        return super().arrange(Size(size.width, 0), optimal)
 
 
 def code_blocks(markdown: str) -> list[str]:
@@ -105,7 +122,7 @@ class MessageView(Vertical, can_focus=True):
     def compose(self) -> ComposeResult:
         yield Static(self._header(), classes="message-header")
         if self.is_reply:
-            yield Markdown(self.message.content, classes="message-body")
+            yield ReplyMarkdown(self.message.content, classes="message-body")
         else:
             yield Static(Content(self.message.content), classes="message-body")
         if self.files:
